@@ -1,0 +1,252 @@
+"""The four agent roles: residents, grid workers, police officers and volunteers.
+
+Residents are many (1.8 M in the reference city), so their state lives in numpy arrays owned
+by :class:`ResidentPopulation`, and their daily processes (exposure, perceived safety,
+reporting propensity, trust) run as vectorised operations over those arrays. A
+:class:`Resident` is a Mesa agent that *views* one row of the arrays; it is created only when
+someone asks for it (``model.residents.agent(i)``), so a run touches resident objects only when
+something happens to them and its cost grows with events, not residents x days.
+
+Grid workers, officers and volunteers are few enough to be ordinary Mesa agents, created at
+start-up. Their daily movements are drawn in bulk by :mod:`sim.channels` (one vectorised draw
+per role per day), and each agent's view (``agent.cell``, ``agent.visits_today``, hours) reads
+those arrays.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import mesa
+import numpy as np
+
+if TYPE_CHECKING:
+    from .model import GovernanceModel
+
+
+class ResidentPopulation:
+    """Array-backed state of every resident agent.
+
+    Each agent stands for ``scale`` people. Arrays are indexed by resident index ``0..n-1``,
+    sorted by home cell, so the residents of cell ``c`` are ``cell_ptr[c]:cell_ptr[c+1]``.
+    """
+
+    def __init__(self, model: GovernanceModel, people_per_cell: np.ndarray, rng: np.random.Generator):
+        cfg = model.config.population
+        self.model = model
+        self.scale = float(cfg.scale)
+        # Stochastic rounding keeps the expected number of agents per cell exact at any scale.
+        exact = people_per_cell / self.scale
+        per_cell = np.floor(exact).astype(np.int64)
+        per_cell += rng.random(len(exact)) < (exact - per_cell)
+        self.per_cell = per_cell
+        self.cell_ptr = np.concatenate([[0], np.cumsum(per_cell)])
+        n = int(self.cell_ptr[-1])
+        self.n = n
+        self.home = np.repeat(np.arange(len(per_cell), dtype=np.int32), per_cell)
+        self.elderly_alone = rng.random(n) < cfg.elderly_alone_share
+        self.party_household = rng.random(n) < cfg.party_household_share
+        # trust ~ Beta with the configured mean and sd (method of moments; sd capped to a valid beta)
+        m, sd = cfg.trust_mean, cfg.trust_sd
+        if sd <= 0 or m in (0.0, 1.0):
+            self.trust = np.full(n, m, dtype=np.float32)
+        else:
+            var = min(sd**2, 0.99 * m * (1 - m))
+            k = m * (1 - m) / var - 1
+            self.trust = rng.beta(m * k, (1 - m) * k, n).astype(np.float32)
+        scfg = model.config.safety
+        self.baseline = np.clip(
+            scfg.baseline_mean + scfg.baseline_sd * rng.standard_normal(n), 0, 1
+        ).astype(np.float32)
+        self.safety = self.baseline.copy()
+        self.app_user = rng.random(n) < model.config.channels.snap_report.resident_adoption
+        self.boost = np.ones(n, dtype=np.float32)  # reporting boost after visible fixes
+        self.victimisations = np.zeros(n, dtype=np.int16)
+        self.reports_made = np.zeros(n, dtype=np.int16)
+        self.last_event_day = np.full(n, -1, dtype=np.int32)
+        self.party_mult = np.where(self.party_household, cfg.party_report_multiplier, 1.0).astype(np.float32)
+        self._agents: dict[int, Resident] = {}
+
+    # ------------------------------------------------------------------ sampling
+    def random_in_cells(self, cells: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """A uniformly chosen resident of each cell (u uniform in [0,1)); -1 where none lives."""
+        lo = self.cell_ptr[cells]
+        cnt = self.per_cell[cells]
+        idx = lo + np.minimum((u * cnt).astype(np.int64), np.maximum(cnt - 1, 0))
+        return np.where(cnt > 0, idx, -1).astype(np.int32)
+
+    def weighted_in_cells(self, cells: np.ndarray, u: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """A resident of each cell chosen with probability proportional to ``weight`` (per
+        resident). Used for welfare needs, which fall mostly on the elderly living alone."""
+        out = np.full(len(cells), -1, dtype=np.int32)
+        for j, (c, uj) in enumerate(zip(cells.tolist(), u.tolist(), strict=True)):
+            lo, hi = self.cell_ptr[c], self.cell_ptr[c + 1]
+            if hi == lo:
+                continue
+            w = np.cumsum(weight[lo:hi])
+            out[j] = lo + min(int(np.searchsorted(w, uj * w[-1], side="right")), hi - lo - 1)
+        return out
+
+    def propensity(self, elasticity: float) -> np.ndarray:
+        """Hotline reporting propensity multiplier per resident: trust (relative to 0.5) raised
+        to the elasticity, times the feedback boost and the party-household multiplier."""
+        return (np.power(self.trust / 0.5, elasticity) * self.boost * self.party_mult).astype(np.float32)
+
+    def cell_mean(self, values: np.ndarray, n_cells: int) -> np.ndarray:
+        """Mean of a per-resident quantity over each cell's residents (0 where empty)."""
+        tot = np.bincount(self.home, weights=values, minlength=n_cells)
+        return np.divide(tot, self.per_cell, out=np.zeros(n_cells), where=self.per_cell > 0)
+
+    # ------------------------------------------------------------------ agents
+    def agent(self, i: int) -> Resident:
+        """The Mesa agent for resident ``i`` (created on first access)."""
+        i = int(i)
+        if not 0 <= i < self.n:
+            raise IndexError(f"resident index {i} out of range 0..{self.n - 1}")
+        a = self._agents.get(i)
+        if a is None:
+            a = Resident(self.model, i)
+            self._agents[i] = a
+        return a
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> Resident:
+        return self.agent(i)
+
+
+class Resident(mesa.Agent):
+    """One resident agent (standing for ``population.scale`` people): a view of one row of
+    :class:`ResidentPopulation`. Reading or writing an attribute reads or writes the arrays."""
+
+    def __init__(self, model: GovernanceModel, index: int):
+        super().__init__(model)
+        self.index = index
+
+    @property
+    def _pop(self) -> ResidentPopulation:
+        return self.model.residents
+
+    @property
+    def home_cell(self) -> int:
+        return int(self._pop.home[self.index])
+
+    @property
+    def grid(self) -> int:
+        return int(self.model.city.grid[self.home_cell])
+
+    @property
+    def elderly_alone(self) -> bool:
+        return bool(self._pop.elderly_alone[self.index])
+
+    @property
+    def party_household(self) -> bool:
+        return bool(self._pop.party_household[self.index])
+
+    @property
+    def app_user(self) -> bool:
+        return bool(self._pop.app_user[self.index])
+
+    @property
+    def trust(self) -> float:
+        return float(self._pop.trust[self.index])
+
+    @trust.setter
+    def trust(self, value: float) -> None:
+        self._pop.trust[self.index] = np.clip(value, 0.0, 1.0)
+
+    @property
+    def perceived_safety(self) -> float:
+        return float(self._pop.safety[self.index])
+
+    @perceived_safety.setter
+    def perceived_safety(self, value: float) -> None:
+        self._pop.safety[self.index] = np.clip(value, 0.0, 1.0)
+
+    @property
+    def victimisations(self) -> int:
+        return int(self._pop.victimisations[self.index])
+
+    @property
+    def reports_made(self) -> int:
+        return int(self._pop.reports_made[self.index])
+
+    @property
+    def last_event_day(self) -> int:
+        """Last day something happened to this resident (victim, report, feedback); -1 never."""
+        return int(self._pop.last_event_day[self.index])
+
+    def incidents(self):
+        """This resident's incidents as victim or reporter (rows of the event log)."""
+        log = self.model.incidents
+        mask = (log.view("victim") == self.index) | (log.view("reporter") == self.index)
+        return log.to_frame().loc[mask]
+
+
+class GridWorker(mesa.Agent):
+    """A full-time grid worker (网格员) responsible for one grid.
+
+    The daily hour budget is split into paperwork (forms and inspection items), case work in
+    the grid (on-the-spot fixes, verifying and feeding back community cases) and patrol visits,
+    which discover latent problems. The split is computed for all workers at once by
+    :meth:`sim.channels.Patrols.plan_workers`; these attributes hold the worker's share.
+    """
+
+    def __init__(self, model: GovernanceModel, grid: int):
+        super().__init__(model)
+        self.grid = int(grid)
+        self.hours_budget = float(model.config.grid_workers.hours_per_day)
+        self.cell = int(model.city.grid_cells[model.city.grid_cell_ptr[self.grid]])
+
+    def _share(self, arr: np.ndarray) -> float:
+        return float(arr[self.grid]) / max(1, self.model.config.grid_workers.per_grid)
+
+    @property
+    def paperwork_hours(self) -> float:
+        return self._share(self.model.patrols.worker_paper_h_grid)
+
+    @property
+    def case_hours(self) -> float:
+        return self._share(self.model.patrols.worker_case_h_grid)
+
+    @property
+    def patrol_hours(self) -> float:
+        return self._share(self.model.patrols.worker_patrol_h_grid)
+
+    @property
+    def utilisation(self) -> float:
+        return float(self.model.patrols.worker_util_grid[self.grid])
+
+
+class PoliceOfficer(mesa.Agent):
+    """A police officer (or auxiliary) with a beat: a township normally, a group of grids
+    under police-grid fusion. Patrols deter deterrable incidents and discover problems;
+    response capacity is pooled per county in the police handling pool."""
+
+    def __init__(self, model: GovernanceModel, beat: int, county: int):
+        super().__init__(model)
+        self.beat = int(beat)
+        self.county = int(county)
+        self.strategy = model.config.police.strategy
+        self.cell = -1  # last visited cell, updated by the day's patrol draw
+
+
+class Volunteer(mesa.Agent):
+    """A volunteer agent standing for ``volunteers.agent_scale`` people.
+
+    kinds: ``community`` (walks near home, reports through the phone channel),
+    ``volunteer_police`` (patrols with officers: deters and discovers; helps mediation),
+    ``rider`` (delivery riders crossing the city, reporting through the phone channel).
+    """
+
+    KINDS = ("community", "volunteer_police", "rider")
+
+    def __init__(self, model: GovernanceModel, kind: str, home_cell: int):
+        if kind not in self.KINDS:
+            raise ValueError(f"volunteer kind must be one of {self.KINDS}, not {kind!r}")
+        super().__init__(model)
+        self.kind = kind
+        self.home_cell = int(home_cell)
+        self.cell = int(home_cell)
+        self.reports_made = 0

@@ -1,0 +1,377 @@
+"""Triage, routing, handling, escalation and feedback (DESIGN.md section 6).
+
+One path for every report:
+
+1. **Intake** (:meth:`Dispatcher.triage`): the intake centre triages a report after an
+   exponential delay (mean ``handling.triage_delay_hours``, times ``fusion.triage_delay_factor``
+   under police-grid fusion) and dispatches it at once to a handler.
+2. **Routing** (:meth:`Dispatcher.route`): by category (``incidents.<cat>.route``: community,
+   township, county, police or mediation) and, with the 三高 tiers on, by risk: a case whose
+   severity reaches ``tiers.high_risk_severity`` goes to the city tier (high-risk), a complaint
+   about a problem reported ``tiers.high_frequency_reports`` times or more (duplicates across
+   channels and reporters) goes to the county tier (high-frequency); the rest go to their category's default (high-incidence
+   problems to townships and communities). Police and mediation cases keep their route.
+3. **Handling**: each handler is a pool of servers per administrative unit (community,
+   township, county, the city; police per county; mediation rooms per township), a
+   :class:`~sim.queueing.ServerPool` with a priority queue (more severe first). Pools are
+   advanced to the model's clock at the end of each day; completions fall at fractional times.
+4. **Outcome** of an attempt: truly resolved (probability ``success_prob`` x the tier's
+   multiplier, + the fusion bonus for hazards and public safety), else closed on paper
+   (``paper_close_prob``: officially closed, problem persists), else failed and escalated one
+   tier up (community -> township -> county -> city; mediation -> township; police -> county);
+   after ``handling.max_attempts`` or above the city tier the case is abandoned (failed).
+5. **Reopening**: a paper-closed problem is reopened when its reporter complains (probability
+   ``handling.reopen_prob`` after an exponential delay) or when any channel finds it again;
+   the reopened case is triaged again and goes one tier up.
+6. **Feedback**: with the closed loop on, the reporter hears the outcome: a fix raises trust
+   and the reporter's future propensity (x ``feedback.report_boost``, fading); a failure or fake
+   closure lowers trust. Without it, silence lowers trust a little.
+
+Pools are advanced in the order mediation, community, police, township, county, city, so that
+an escalation always goes to a pool not yet advanced today and no case can arrive in a pool's
+past. A reopened case routed to a pool that has already passed its time (only possible for the
+city tier) is queued at the pool's current time, and the clamp is counted.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .incidents import (
+    CAT,
+    FAILED,
+    HD,
+    KNOWN,
+    PAPER_CLOSED,
+    RESOLVED,
+    CategoryArrays,
+)
+from .queueing import ServerPool
+
+if TYPE_CHECKING:
+    from .model import GovernanceModel
+
+# Where a failed attempt goes next (None: nowhere, the case is abandoned).
+NEXT_TIER = {
+    "community": "township",
+    "mediation": "township",
+    "police": "county",
+    "township": "county",
+    "county": "city",
+    "city": None,
+}
+ADVANCE_ORDER = ("mediation", "community", "police", "township", "county", "city")
+
+
+def draw_service_days(
+    cat: np.ndarray, speed: np.ndarray, cp: CategoryArrays, rng: np.random.Generator
+) -> np.ndarray:
+    """Handling times (days) for attempts: lognormal with the category's mean and coefficient
+    of variation, or exponential, divided by the handler's speed."""
+    mean = cp.service_mean_days[cat] / speed
+    cv = cp.service_cv[cat]
+    sig2 = np.log1p(cv**2)
+    logn = mean * np.exp(np.sqrt(sig2) * rng.standard_normal(len(cat)) - 0.5 * sig2)
+    expo = mean * rng.exponential(1.0, len(cat))
+    out = np.where(cp.exponential[cat], expo, logn)
+    return np.maximum(out, 1e-6)
+
+
+class Dispatcher:
+    """The intake centre and every handler pool of the city."""
+
+    def __init__(self, model: GovernanceModel):
+        self.model = model
+        cfg = model.config
+        city = model.city
+        h = cfg.handling
+        units = {
+            "community": city.n_communities,
+            "township": city.n_townships,
+            "county": city.n_counties,
+            "city": 1,
+            "police": city.n_counties,
+            "mediation": city.n_townships,
+        }
+        # unit of each cell for each handler
+        self.unit_of_cell = {
+            "community": city.community,
+            "township": city.township,
+            "county": city.county,
+            "city": np.zeros(city.n_cells, dtype=np.int32),
+            "police": city.county,
+            "mediation": city.township,
+        }
+        unit_pop = {
+            name: np.bincount(self.unit_of_cell[name], weights=city.population, minlength=units[name])
+            for name in ADVANCE_ORDER
+        }
+        officers_per_county = _alloc(cfg.police.officers, unit_pop["county"])
+        vpolice_per_township = _alloc(cfg.volunteers.volunteer_police, unit_pop["township"])
+        self.pools: list[ServerPool] = []
+        self.pool_offset: dict[str, int] = {}
+        self.pool_handler: list[str] = []
+        for name in ADVANCE_ORDER:
+            self.pool_offset[name] = len(self.pools)
+            for u in range(units[name]):
+                per10k = unit_pop[name][u] / 10_000.0
+                if name == "police":
+                    servers = officers_per_county[u] * cfg.police.response_servers_per_officer
+                elif name == "mediation":
+                    servers = h.mediation.servers_per_10k * per10k + (
+                        vpolice_per_township[u] * cfg.volunteers.mediation_servers_per_100_vpolice / 100
+                    )
+                else:
+                    servers = getattr(h, name).servers_per_10k * per10k
+                # Fractional capacities round to the nearest whole server, at least one where
+                # any capacity was configured.
+                n = int(round(servers))
+                if servers > 0:
+                    n = max(1, n)
+                self.pools.append(ServerPool(f"{name}[{u}]", n))
+                self.pool_handler.append(name)
+        self.speed = np.ones(len(HD))
+        self.success_mult = np.ones(len(HD))
+        for name in ("community", "township", "county", "city", "mediation"):
+            hc = getattr(h, name)
+            self.speed[HD[name]] = hc.speed
+            self.success_mult[HD[name]] = hc.success_multiplier
+        self.speed[HD["police"]] = h.police_speed
+        self.success_mult[HD["police"]] = h.police_success_multiplier
+        # reopening complaints waiting for their time: (id, time)
+        self.pending_reopen_ids = np.zeros(0, dtype=np.int64)
+        self.pending_reopen_t = np.zeros(0)
+        self.clamped = 0
+        self.day_stats: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ routing
+    def pool_index(self, handler: str, cells: np.ndarray) -> np.ndarray:
+        return self.pool_offset[handler] + self.unit_of_cell[handler][cells].astype(np.int64)
+
+    def route(self, ids: np.ndarray, reopened: np.ndarray) -> np.ndarray:
+        """Handler code for each case (see the module docstring)."""
+        cfg = self.model.config
+        log = self.model.incidents
+        cp = self.model.cat
+        cat = log.category[ids]
+        base = cp.route[cat].astype(np.int64)
+        out = base.copy()
+        if cfg.tiers.enabled:
+            tiered = np.isin(base, [HD["community"], HD["township"], HD["county"]])
+            freq = log.reports[ids].sum(axis=1) >= cfg.tiers.high_frequency_reports
+            high_risk = log.severity[ids] >= cfg.tiers.high_risk_severity
+            out = np.where(tiered & freq, HD["county"], out)
+            out = np.where(tiered & high_risk, HD["city"], out)
+        # A reopened case goes one tier above the handler that closed it.
+        if reopened.any():
+            last = log.handler[ids]
+            for j in np.flatnonzero(reopened & (last >= 0)):
+                nxt = NEXT_TIER.get(_HANDLER_NAME[last[j]])
+                out[j] = HD[nxt] if nxt else last[j]
+        return out
+
+    def triage(self, ids: np.ndarray, t_report: np.ndarray, reopened: np.ndarray,
+               rng: np.random.Generator) -> None:
+        """Triage and dispatch reports (times are report times; may fall late in the day)."""
+        if len(ids) == 0:
+            return
+        cfg = self.model.config
+        log = self.model.incidents
+        mean_h = cfg.handling.triage_delay_hours * (
+            cfg.fusion.triage_delay_factor if cfg.fusion.enabled else 1.0
+        )
+        t_tri = t_report + rng.exponential(1.0, len(ids)) * mean_h / 24.0
+        handler = self.route(ids, reopened)
+        first_time = np.isnan(log.t_triaged[ids])
+        log.t_triaged[ids] = np.where(first_time, t_tri, log.t_triaged[ids])
+        log.t_dispatched[ids] = np.where(first_time, t_tri, log.t_dispatched[ids])
+        log.route[ids] = np.where(first_time, handler, log.route[ids])
+        self._submit(ids, handler.astype(np.int8), t_tri, rng)
+
+    def _submit(self, ids: np.ndarray, handler: np.ndarray, t_arr: np.ndarray,
+                rng: np.random.Generator) -> None:
+        log = self.model.incidents
+        cat = log.category[ids]
+        service = draw_service_days(cat, self.speed[handler], self.model.cat, rng)
+        cells = log.cell[ids]
+        prio = -log.severity[ids].astype(np.float64)
+        log.handler[ids] = handler
+        pool_idx = np.empty(len(ids), dtype=np.int64)
+        for hname in np.unique(handler):
+            sel = handler == hname
+            pool_idx[sel] = self.pool_index(_HANDLER_NAME[hname], cells[sel])
+        log.pool[ids] = pool_idx
+        pools = self.pools
+        for i, p, t, s, pr in zip(ids.tolist(), pool_idx.tolist(), t_arr.tolist(),
+                                  service.tolist(), prio.tolist(), strict=True):
+            pool = pools[p]
+            if t < pool.now:
+                t = pool.now
+                self.clamped += 1
+            pool.submit(i, t, s, pr)
+
+    # ------------------------------------------------------------------ daily advance
+    def advance(self, until: float, rng_outcome: np.random.Generator,
+                rng_service: np.random.Generator) -> dict[str, float]:
+        """Advance every pool to ``until`` and settle the outcomes of finished attempts."""
+        cfg = self.model.config
+        log = self.model.incidents
+        cp = self.model.cat
+        stats = {"attempts": 0, "resolved": 0, "paper_closed": 0, "escalated": 0, "failed": 0,
+                 "mediation_done": 0, "mediation_success": 0, "wait_sum": 0.0, "started": 0}
+        closed_ids: list[np.ndarray] = []
+        for hname in ADVANCE_ORDER:
+            lo = self.pool_offset[hname]
+            hi = lo + self._n_units(hname)
+            done_id, done_start, done_end = [], [], []
+            for p in range(lo, hi):
+                pool = self.pools[p]
+                comps = pool.advance(until)
+                if comps:
+                    for c in comps:
+                        done_id.append(c.incident_id)
+                        done_start.append(c.start_time)
+                        done_end.append(c.end_time)
+                st = pool.take_daily_stats()
+                stats["wait_sum"] += st["wait_sum"]
+                stats["started"] += st["starts"]
+                stats[f"busy_{hname}"] = stats.get(f"busy_{hname}", 0.0) + st["busy_time"]
+                stats[f"cap_{hname}"] = stats.get(f"cap_{hname}", 0.0) + st["capacity_time"]
+            if not done_id:
+                continue
+            ids = np.array(done_id, dtype=np.int64)
+            start = np.array(done_start)
+            end = np.array(done_end)
+            log.t_started[ids] = start
+            log.t_ended[ids] = end
+            log.attempts[ids] += 1
+            cat = log.category[ids]
+            hcode = HD[hname]
+            ps = np.minimum(1.0, cp.success_prob[cat] * self.success_mult[hcode])
+            if cfg.fusion.enabled:
+                joint = (cat == CAT["hazard"]) | (cat == CAT["public_safety"])
+                ps = np.minimum(1.0, ps + np.where(joint, cfg.fusion.joint_success_bonus, 0.0))
+            u = rng_outcome.random(len(ids))
+            ok = u < ps
+            paper = ~ok & (u < ps + (1 - ps) * cp.paper_close_prob[cat])
+            fail = ~ok & ~paper
+            # resolved
+            r = ids[ok]
+            log.state[r] = RESOLVED
+            log.t_closed[r] = end[ok]
+            log.t_resolved[r] = end[ok]
+            # closed on paper: the problem persists; the reporter may complain later
+            pc = ids[paper]
+            log.state[pc] = PAPER_CLOSED
+            log.t_closed[pc] = end[paper]
+            want = rng_outcome.random(len(pc)) < cfg.handling.reopen_prob
+            if want.any():
+                delay = rng_outcome.exponential(cfg.handling.reopen_delay_days, int(want.sum()))
+                self.pending_reopen_ids = np.concatenate([self.pending_reopen_ids, pc[want]])
+                self.pending_reopen_t = np.concatenate([self.pending_reopen_t, end[paper][want] + delay])
+            # failed: escalate a tier up, or abandon
+            f = ids[fail]
+            nxt = NEXT_TIER[hname]
+            can = (log.attempts[f] < cfg.handling.max_attempts) & (nxt is not None)
+            esc = f[can]
+            if len(esc):
+                log.escalations[esc] += 1
+                self._submit(esc, np.full(len(esc), HD[nxt], dtype=np.int8), end[fail][can], rng_service)
+            ab = f[~can]
+            log.state[ab] = FAILED
+            log.t_failed[ab] = end[fail][~can]
+            stats["attempts"] += len(ids)
+            stats["resolved"] += int(ok.sum())
+            stats["paper_closed"] += int(paper.sum())
+            stats["escalated"] += len(esc)
+            stats["failed"] += len(ab)
+            if hname == "mediation":
+                stats["mediation_done"] += len(ids)
+                stats["mediation_success"] += int(ok.sum())
+            closed_ids.extend([r, pc, ab])
+        if closed_ids:
+            self.feedback(np.concatenate(closed_ids))
+        return stats
+
+    def _n_units(self, hname: str) -> int:
+        i = ADVANCE_ORDER.index(hname)
+        lo = self.pool_offset[hname]
+        hi = self.pool_offset[ADVANCE_ORDER[i + 1]] if i + 1 < len(ADVANCE_ORDER) else len(self.pools)
+        return hi - lo
+
+    def due_reopens(self, until: float) -> tuple[np.ndarray, np.ndarray]:
+        """Reporters' complaints due before ``until`` about cases still closed on paper."""
+        due = self.pending_reopen_t < until
+        ids, t = self.pending_reopen_ids[due], self.pending_reopen_t[due]
+        self.pending_reopen_ids = self.pending_reopen_ids[~due]
+        self.pending_reopen_t = self.pending_reopen_t[~due]
+        still = self.model.incidents.state[ids] == PAPER_CLOSED
+        return ids[still], t[still]
+
+    def reopen(self, ids: np.ndarray, t: np.ndarray, rng: np.random.Generator) -> None:
+        """Reopen paper-closed cases and send them back through triage, a tier up."""
+        if len(ids) == 0:
+            return
+        log = self.model.incidents
+        log.state[ids] = KNOWN
+        log.reopens[ids] += 1
+        log.t_reopened[ids] = t
+        self.triage(ids, t, np.ones(len(ids), dtype=bool), rng)
+
+    # ------------------------------------------------------------------ feedback
+    def feedback(self, ids: np.ndarray) -> None:
+        """Tell reporters the outcome of closed or abandoned cases (or say nothing)."""
+        log = self.model.incidents
+        ids = ids[log.reporter[ids] >= 0]
+        if len(ids) == 0:
+            return
+        fb = self.model.config.feedback
+        res = self.model.residents
+        rep = log.reporter[ids]
+        fixed = log.state[ids] == RESOLVED
+        t_close = np.where(np.isnan(log.t_closed[ids]), log.t_failed[ids], log.t_closed[ids])
+        if fb.closed_loop:
+            log.t_feedback[ids] = t_close + fb.delay_hours / 24.0
+            log.feedback_kind[ids] = np.where(fixed, 0, 1)
+            good, bad = rep[fixed], rep[~fixed]
+            res.trust[good] += fb.trust_gain * (1 - res.trust[good])
+            res.boost[good] = fb.report_boost
+            res.safety[good] = np.minimum(1.0, res.safety[good] + self.model.config.safety.feedback_gain)
+            res.trust[bad] -= fb.trust_loss_failure * res.trust[bad]
+            self.model.today["feedback_fixed"] += int(fixed.sum())
+            self.model.today["feedback_not_fixed"] += int((~fixed).sum())
+        else:
+            log.feedback_kind[ids] = 2
+            res.trust[rep] -= fb.trust_loss_silence * res.trust[rep]
+            self.model.today["feedback_silence"] += len(ids)
+        res.last_event_day[rep] = self.model.day
+
+    # ------------------------------------------------------------------ summaries
+    def utilisation_by_handler(self) -> dict[str, float]:
+        out = {}
+        for hname in ADVANCE_ORDER:
+            lo = self.pool_offset[hname]
+            pools = self.pools[lo: lo + self._n_units(hname)]
+            cap = sum(p.capacity_time for p in pools)
+            out[hname] = sum(p.busy_time for p in pools) / cap if cap > 0 else float("nan")
+        return out
+
+    def backlog_by_handler(self) -> dict[str, int]:
+        out = {}
+        for hname in ADVANCE_ORDER:
+            lo = self.pool_offset[hname]
+            pools = self.pools[lo: lo + self._n_units(hname)]
+            out[hname] = sum(p.queue_length + p.busy + p.pending for p in pools)
+        return out
+
+
+_HANDLER_NAME = {code: name for name, code in HD.items()}
+
+
+def _alloc(total: float, weights: np.ndarray) -> np.ndarray:
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.sum() <= 0:
+        return np.zeros(len(weights))
+    return total * weights / weights.sum()

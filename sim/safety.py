@@ -1,0 +1,129 @@
+"""Perceived safety and the simulated phone survey (DESIGN.md section 7).
+
+Each resident's perceived safety ``s`` in [0, 1] is updated once a day, for all residents at
+once (numpy over the resident arrays), in this order:
+
+1. relaxation towards the resident's own baseline ``b``: ``s += relax * (b - s)``;
+2. exposure: ``s -= exposure_drop * E_c`` where ``E_c`` is today's non-latent incidents in the
+   home cell, weighted by their category's ``safety_impact``, per 100 residents;
+3. disorder: ``s -= disorder_drop * D_c`` with ``D_c`` the visible unresolved problems in the
+   cell (weighted by visibility and ``safety_impact``) per 100 residents;
+4. guardians: ``s += guardian_gain * G_c`` with ``G_c`` today's guardian visits per 100
+   residents;
+5. victimisation (already applied when it happened: ``s -= victim_drop``) and good feedback
+   (``s += feedback_gain``, applied by the dispatcher);
+6. spread between neighbours: ``s += spread * (N_c - s)``, ``N_c`` the population-weighted mean
+   over the home cell and its Moore neighbours (fear is contagious and outlasts the crime);
+7. clipping to [0, 1].
+
+The survey samples ``survey_sample`` resident agents uniformly (the way the provincial phone
+survey samples people; each agent stands for the same number of people) and asks whether they
+feel safe; a resident says yes with probability ``s`` (+ a configurable acquiescence bias). The
+share answering yes has a Wilson 95% interval: at 95-99% the differences between scenarios are
+small and must be read with that interval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import stats
+
+if TYPE_CHECKING:
+    from .model import GovernanceModel
+
+
+@dataclass(frozen=True)
+class SurveyResult:
+    day: int
+    n: int
+    share_safe: float
+    ci_low: float
+    ci_high: float
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (good coverage near 0 and 1, where the
+    normal approximation fails)."""
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    denom = 1 + z**2 / n
+    centre = (p + z**2 / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+
+
+class SafetyModel:
+    """Daily update of every resident's perceived safety, and survey waves."""
+
+    def __init__(self, model: GovernanceModel):
+        self.model = model
+        city = model.city
+        # Moore neighbourhood including the cell itself, for the spread term.
+        nb = city.neighbours
+        self._nb = np.concatenate([np.arange(city.n_cells)[:, None], nb], axis=1)
+        self._nb_valid = self._nb >= 0
+        self._nb_idx = np.where(self._nb_valid, self._nb, 0)
+        self.per100 = np.maximum(model.residents.per_cell * model.residents.scale, 1.0) / 100.0
+        self.surveys: list[SurveyResult] = []
+
+    def update(self, exposure: np.ndarray, disorder: np.ndarray, guardians: np.ndarray) -> None:
+        """Apply one day's update (see the module docstring).
+
+        Args:
+            exposure: (n_cells,) safety-weighted non-latent incidents today.
+            disorder: (n_cells,) safety- and visibility-weighted unresolved latent problems.
+            guardians: (n_cells,) guardian visits today.
+        """
+        cfg = self.model.config.safety
+        res = self.model.residents
+        home = res.home
+        s = res.safety
+        cell_delta = (
+            -cfg.exposure_drop * exposure / self.per100
+            - cfg.disorder_drop * disorder / self.per100
+            + cfg.guardian_gain * guardians / self.per100
+        ).astype(np.float32)
+        s += cfg.relax_per_day * (res.baseline - s)
+        s += cell_delta[home]
+        if cfg.spread_per_day > 0:
+            n_cells = len(self.per100)
+            tot = np.bincount(home, weights=s, minlength=n_cells)
+            cnt = res.per_cell.astype(np.float64)
+            nb_tot = np.where(self._nb_valid, tot[self._nb_idx], 0.0).sum(axis=1)
+            nb_cnt = np.where(self._nb_valid, cnt[self._nb_idx], 0.0).sum(axis=1)
+            nb_mean = np.divide(nb_tot, nb_cnt, out=np.zeros(n_cells), where=nb_cnt > 0)
+            s += (cfg.spread_per_day * (nb_mean[home] - s)).astype(np.float32)
+        np.clip(s, 0.0, 1.0, out=s)
+
+    def victimise(self, residents: np.ndarray, day: int) -> None:
+        """Victims' perceived safety falls sharply; they remember it."""
+        residents = residents[residents >= 0]
+        if len(residents) == 0:
+            return
+        res = self.model.residents
+        drop = self.model.config.safety.victim_drop
+        np.subtract.at(res.safety, residents, np.float32(drop))
+        np.clip(res.safety, 0.0, 1.0, out=res.safety)
+        np.add.at(res.victimisations, residents, 1)
+        res.last_event_day[residents] = day
+
+    def survey(self, day: int, rng: np.random.Generator) -> SurveyResult:
+        """One survey wave: sample residents, ask whether they feel safe."""
+        cfg = self.model.config.safety
+        res = self.model.residents
+        n = min(cfg.survey_sample, res.n)
+        if n == 0:
+            out = SurveyResult(day, 0, float("nan"), float("nan"), float("nan"))
+        else:
+            who = rng.choice(res.n, size=n, replace=False)
+            p_yes = np.clip(res.safety[who] + cfg.survey_nonresponse_bias, 0.0, 1.0)
+            yes = int((rng.random(n) < p_yes).sum())
+            lo, hi = wilson_interval(yes, n)
+            out = SurveyResult(day, n, yes / n, lo, hi)
+        self.surveys.append(out)
+        return out
