@@ -654,6 +654,12 @@ class Scenario(_Section):
     name: str = _f("default", "Short name, used in result folder names.")
     description: str = _f("", "What this scenario represents and where its numbers come from.")
     days: int = _f(365, "Days to simulate when the caller does not say.", ge=1, le=36_500)
+    warmup_days: int = _f(
+        30,
+        "Days at the start left out of summary metrics: the city starts with no backlog and"
+        " no hidden problems, so the first weeks are not typical.",
+        ge=0,
+    )
     seed: int = _f(20240101, "Default root seed when the caller does not give one.", ge=0)
     city: CityConfig = Field(default_factory=CityConfig)
     admin: AdminConfig = Field(default_factory=AdminConfig)

@@ -1,0 +1,179 @@
+"""The ``govsim`` command line (also ``python -m sim``).
+
+Commands::
+
+    govsim run SCENARIO [--days N] [--seed S] [--warmup W] [--out DIR] [--set k=v ...] [--quiet]
+    govsim scenarios            list the shipped scenario files
+    govsim validate FILE...     check scenario files without running anything
+
+Exit status: 0 on success, 2 on bad input (a wrong scenario file, override or option; nothing is
+written), 1 on an unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from .scenario import SCENARIO_DIR, ScenarioError, load_scenario, parse_set_option
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported with exit status 2."""
+
+
+def _console(stderr: bool = False) -> Console:
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _overrides(pairs: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for text in pairs or []:
+        key, value = parse_set_option(text)
+        out[key] = value
+    return out
+
+
+def _positive(name: str):
+    def conv(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, not {text!r}") from None
+        if v < 0 or (name == "--days" and v == 0):
+            raise argparse.ArgumentTypeError(f"{name} must be {'positive' if name == '--days' else '>= 0'}, not {v}")
+        return v
+    return conv
+
+
+# --------------------------------------------------------------------------- run
+def cmd_run(args: argparse.Namespace) -> int:
+    from .display import summary_table
+    from .model import GovernanceModel
+    from .results import default_run_dir, now_iso, write_run
+
+    scenario = load_scenario(args.scenario, _overrides(args.set))
+    days = args.days if args.days is not None else scenario.days
+    warmup = args.warmup if args.warmup is not None else min(scenario.warmup_days, days - 1)
+    if warmup >= days:
+        raise UsageError(f"--warmup ({warmup}) must be less than --days ({days})")
+    seed = args.seed if args.seed is not None else scenario.seed
+    out = Path(args.out) if args.out else default_run_dir(scenario.name)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
+        raise UsageError(f"results directory {out} already exists; choose another --out or add --force")
+    console = _console()
+    quiet = args.quiet
+    if not quiet:
+        console.print(f"[bold]{scenario.name}[/bold]: {scenario.description.strip() or '(no description)'}")
+        console.print(f"seed {seed}, {days} days (first {warmup} left out of the summary)")
+    started = now_iso()
+    t0 = time.perf_counter()
+    model = GovernanceModel(scenario, rng=seed)
+    model.run(days, progress=not quiet)
+    wall = time.perf_counter() - t0
+    if out.exists() and args.force:
+        shutil.rmtree(out)
+    write_run(model, out, warmup_days=warmup, wall_seconds=wall, started=started,
+              incidents=not args.no_incidents)
+    summary = model.summary(warmup)
+    if not quiet:
+        console.print(summary_table(summary, title=f"{scenario.name}: days {warmup + 1}-{days}, seed {seed}"))
+        console.print(f"{days} days in {wall:.1f} s. Results: [bold]{out}[/bold]")
+    else:
+        console.print(str(out))
+    return 0
+
+
+# --------------------------------------------------------------------------- scenarios
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    t = Table(title=f"Scenarios in {SCENARIO_DIR}")
+    t.add_column("name")
+    t.add_column("people", justify="right")
+    t.add_column("grids", justify="right")
+    t.add_column("description")
+    for path in sorted(SCENARIO_DIR.glob("*.yaml")):
+        try:
+            s = load_scenario(path)
+            t.add_row(path.stem, f"{s.city.population:,}", f"{s.grids.count:,}",
+                      s.description.strip().split("\n")[0])
+        except ScenarioError as exc:
+            t.add_row(path.stem, "", "", f"[red]invalid: {exc}[/red]")
+    _console().print(t)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    console = _console()
+    bad = 0
+    for f in args.files:
+        try:
+            s = load_scenario(f, _overrides(args.set))
+            console.print(f"[green]ok[/green] {f} ({s.name}, digest {s.digest()[:12]})")
+        except ScenarioError as exc:
+            bad += 1
+            _console(stderr=True).print(f"[red]error:[/red] {exc}")
+    return EXIT_BAD_INPUT if bad else 0
+
+
+# --------------------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too; keep its message style
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="govsim", description="Agent-based model of grid-based community governance.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run one scenario and write its results",
+                       description="Run one scenario, print a summary table and write runs.parquet, "
+                                   "timeseries.parquet, incidents.parquet and metadata.json.")
+    r.add_argument("scenario", help="a file under scenarios/ (e.g. default) or a path to a YAML file")
+    r.add_argument("--days", type=_positive("--days"), help="days to simulate (default: the scenario's days)")
+    r.add_argument("--seed", type=_positive("--seed"), help="root seed (default: the scenario's seed)")
+    r.add_argument("--warmup", type=_positive("--warmup"),
+                   help="days left out of the summary (default: the scenario's warmup_days)")
+    r.add_argument("--out", help="results directory (default: results/<scenario>-<timestamp>)")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a scenario value, e.g. --set grids.count=300 (repeatable)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or table; print the results path")
+    r.add_argument("--force", action="store_true", help="replace an existing --out directory")
+    r.add_argument("--no-incidents", action="store_true", help="do not write incidents.parquet")
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("scenarios", help="list the shipped scenarios")
+    s.set_defaults(func=cmd_scenarios)
+
+    v = sub.add_parser("validate", help="check scenario files without running them")
+    v.add_argument("files", nargs="+")
+    v.add_argument("--set", action="append", metavar="KEY=VALUE")
+    v.set_defaults(func=cmd_validate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ScenarioError, UsageError) as exc:
+        _console(stderr=True).print(f"[red]error:[/red] {exc}")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        _console(stderr=True).print("interrupted: nothing was written")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
