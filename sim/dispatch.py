@@ -104,8 +104,12 @@ class Dispatcher:
             "police": city.county,
             "mediation": city.township,
         }
+        # Staffing follows caseload: capacity is set per 10,000 risk-weighted residents
+        # (population x background risk, whose population-weighted mean is 1), the way a
+        # planner staffs offices by their expected case volume.
+        load = city.population * city.risk
         unit_pop = {
-            name: np.bincount(self.unit_of_cell[name], weights=city.population, minlength=units[name])
+            name: np.bincount(self.unit_of_cell[name], weights=load, minlength=units[name])
             for name in ADVANCE_ORDER
         }
         officers_per_county = _alloc(cfg.police.officers, unit_pop["county"])
@@ -317,6 +321,7 @@ class Dispatcher:
         log = self.model.incidents
         log.state[ids] = KNOWN
         log.reopens[ids] += 1
+        self.model.today["reopened"] += len(ids)
         log.t_reopened[ids] = t
         self.triage(ids, t, np.ones(len(ids), dtype=bool), rng)
 

@@ -163,7 +163,6 @@ def record_day(model: GovernanceModel, new_ids, det, hstats, harmed, visits, sur
     t["closed"] = t["resolved"] + t["paper_closed"]
     t["failed"] = hstats["failed"]
     t["escalated"] = hstats["escalated"]
-    t["reopened"] = int((log.t_reopened[: log.n] >= d).sum()) if log.n else 0
     t["lapsed"] = det.lapsed
     t["harm"] = harmed
     t["mediation_attempts"] = hstats["mediation_done"]

@@ -181,6 +181,7 @@ class GovernanceModel(mesa.Model):
         """Advance one day."""
         d = self.steps - 1  # Mesa has already counted this step
         self.day = d
+        assert self.time == d + 1, "step() must be driven by Mesa's clock (model.step())"
         cfg = self.config
         city = self.city
         log = self.incidents
@@ -213,8 +214,8 @@ class GovernanceModel(mesa.Model):
                 np.bincount(g, minlength=city.n_grids) * cfg.grid_workers.case_hours_per_case
             )
 
-        # 4. handling
-        hstats = self.dispatcher.advance(d + 1.0, S.daily("outcomes", d), S.daily("escalation", d))
+        # 4. handling: every pool catches up with Mesa's clock (model.time == d + 1 here)
+        hstats = self.dispatcher.advance(float(self.time), S.daily("outcomes", d), S.daily("escalation", d))
 
         # 5. harm and dispute escalation
         harmed = self._harm_and_escalation(d, S.daily("harm", d))

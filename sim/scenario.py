@@ -501,9 +501,10 @@ class VolunteersConfig(_Section):
 class HandlerConfig(_Section):
     servers_per_10k: float = _f(
         2.0,
-        "Parallel cases this tier can hold per 10,000 residents of each of its units (a unit's"
-        " pool gets at least one server). Assumed, set so that the default district runs its"
-        " pools at roughly 50-70% utilisation.",
+        "Parallel cases this tier can hold per 10,000 risk-weighted residents (population x"
+        " background risk) of each of its units (a unit's pool gets at least one server)."
+        " Assumed, set so that the default district runs its pools at roughly 50-80%"
+        " utilisation.",
         ge=0,
     )
     speed: float = _f(1.0, "Handling-time divisor (2 = twice as fast).", gt=0)
