@@ -5,6 +5,9 @@ Commands::
     govsim run SCENARIO [--days N] [--seed S] [--warmup W] [--out DIR] [--set k=v ...] [--quiet]
     govsim scenarios            list the shipped scenario files
     govsim validate FILE...     check scenario files without running anything
+    govsim experiment run SPEC [--workers N] [--scheduler ADDRESS] [--out DIR] [--resume] [--force]
+    govsim experiment status DIR
+    govsim experiment analyze DIR
 
 Exit status: 0 on success, 2 on bad input (a wrong scenario file, override or option; nothing is
 written), 1 on an unexpected failure.
@@ -125,6 +128,76 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if bad else 0
 
 
+# --------------------------------------------------------------------------- experiments
+def cmd_experiment_run(args: argparse.Namespace) -> int:
+    from .experiments import load_experiment, run_experiment
+
+    exp = load_experiment(args.spec)  # validates everything before any work
+    console = _console()
+    if not args.quiet:
+        where = (f"Dask scheduler {args.scheduler}" if args.scheduler else
+                 "1 worker (serial)" if args.workers == 1 else f"{args.workers or 'all'} worker processes")
+        console.print(f"[bold]{exp.spec.name}[/bold]: {len(exp.base)} scenario(s) x {len(exp.points)} design"
+                      f" point(s) x {exp.spec.replications} replication(s) = {exp.n_runs} runs of"
+                      f" {exp.spec.days} days on {where}")
+    try:
+        path = run_experiment(exp, out=args.out, resume=args.resume, force=args.force,
+                              workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
+    except KeyboardInterrupt:
+        _console(stderr=True).print("interrupted: finished runs are saved; continue with --resume")
+        return 130
+    status = _status_table(path)
+    console.print(status)
+    console.print(f"Results: [bold]{path}[/bold]")
+    from .experiments import experiment_status
+
+    failed = int(experiment_status(path).iloc[-1]["failed"])
+    if failed:
+        _console(stderr=True).print(
+            f"[red]{failed} run(s) failed[/red]: their tracebacks are in the 'error' column of runs.parquet;"
+            " fix the cause and re-run with --resume to retry them")
+        return 1
+    return 0
+
+
+def _status_table(path):
+    from rich.table import Table
+
+    from .experiments import experiment_status
+
+    df = experiment_status(path)
+    t = Table(title=f"Runs in {path}")
+    for c in df.columns:
+        t.add_column(c, justify="left" if c == "scenario" else "right")
+    for _, row in df.iterrows():
+        t.add_row(*(str(v) for v in row.tolist()))
+    return t
+
+
+def cmd_experiment_status(args: argparse.Namespace) -> int:
+    from .experiments import ExperimentError
+
+    try:
+        _console().print(_status_table(Path(args.dir)))
+    except ExperimentError as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
+def cmd_experiment_analyze(args: argparse.Namespace) -> int:
+    from .sensitivity import analyze, format_tables
+
+    path = Path(args.dir)
+    if not (path / "metadata.json").is_file():
+        raise UsageError(f"{path} is not a results directory (no metadata.json)")
+    frames = analyze(path)
+    console = _console()
+    for table in format_tables(frames):
+        console.print(table)
+    console.print(f"Written to [bold]{path / 'analysis'}[/bold]")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2 too; keep its message style
@@ -159,7 +232,33 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("files", nargs="+")
     v.add_argument("--set", action="append", metavar="KEY=VALUE")
     v.set_defaults(func=cmd_validate)
+
+    e = sub.add_parser("experiment", help="run, inspect and analyse experiment batches")
+    esub = e.add_subparsers(dest="experiment_command", required=True, parser_class=_Parser)
+    er = esub.add_parser("run", help="run (or resume) an experiment batch",
+                         description="Run every run of an experiment file, writing each as it finishes.")
+    er.add_argument("spec", help="an experiment file (path, or a name under experiments/)")
+    er.add_argument("--workers", type=_positive("--workers"),
+                    help="worker processes (1 = serial; default: all cores)")
+    er.add_argument("--scheduler", help="Dask scheduler address (tcp://host:port), or 'local' for a LocalCluster")
+    er.add_argument("--out", help="results directory (default: results/<experiment name>)")
+    er.add_argument("--resume", action="store_true", help="continue an interrupted batch in --out")
+    er.add_argument("--force", action="store_true", help="delete an existing results directory and start over")
+    er.add_argument("--quiet", action="store_true", help="no progress bar")
+    er.set_defaults(func=cmd_experiment_run)
+    es = esub.add_parser("status", help="counts of runs by status and scenario")
+    es.add_argument("dir")
+    es.set_defaults(func=cmd_experiment_status)
+    ea = esub.add_parser("analyze", help="sensitivity indices or main effects of an experiment")
+    ea.add_argument("dir")
+    ea.set_defaults(func=cmd_experiment_analyze)
     return p
+
+
+def _experiment_error() -> type[Exception]:
+    from .experiments import ExperimentError
+
+    return ExperimentError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ScenarioError, UsageError) as exc:
+    except (ScenarioError, UsageError, _experiment_error()) as exc:
         _console(stderr=True).print(f"[red]error:[/red] {exc}")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -46,16 +46,17 @@ def _day_added(model) -> np.ndarray:
     return np.repeat(np.arange(len(per_day)), per_day)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def small_city() -> dict:
+    """Overrides for a small city (copy before changing)."""
     return dict(SMALL_CITY)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def only_category():
     return _only
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def day_added():
     return _day_added
