@@ -126,7 +126,8 @@ def _num(x: Any) -> str:
 def format_value(value: Any) -> str:
     """A default value as YAML flow text (what one would write in a scenario file)."""
     if isinstance(value, BaseModel):
-        inner = ", ".join(f"{k}: {format_value(getattr(value, k))}" for k in type(value).model_fields)
+        names = type(value).model_fields
+        inner = ", ".join(f"{k}: {format_value(getattr(value, k))}" for k in names)
         return "{" + inner + "}"
     if isinstance(value, (tuple, list)):
         return "[" + ", ".join(format_value(v) for v in value) + "]"
@@ -156,7 +157,7 @@ def format_allowed(field: FieldInfo) -> str:
     """Type and constraints of a field: ``Literal`` choices, or bounds from the metadata."""
     ann = field.annotation
     if typing.get_origin(ann) is typing.Literal:
-        return " \\| ".join(f"`{c}`" for c in typing.get_args(ann))
+        return " | ".join(f"`{c}`" for c in typing.get_args(ann))
     lo = hi = None  # (value, inclusive)
     for m in field.metadata:
         if isinstance(m, at.Ge):
@@ -219,8 +220,8 @@ def _scalar_table(model: type[BaseModel], instance: BaseModel, prefix: str) -> l
         if elem is not None:
             first = value[0] if value else None
             extra.append("")
-            extra.append(f"Each element of `{key}`"
-                         + (" (values of the first default element):" if first is not None else ":"))
+            note = " (values of the first default element):" if first is not None else ":"
+            extra.append(f"Each element of `{key}`{note}")
             extra.append("")
             extra.append(_HEADER)
             for ename, efield in elem.model_fields.items():
@@ -294,10 +295,11 @@ def parameter_markdown() -> str:
         "inclusive and `(` `)` for exclusive bounds.",
         "",
         "### Top level",
-        "",
-        _doc(Scenario),
     ]
-    lines += _scalar_table(Scenario, scenario, "")
+    doc = _doc(Scenario)
+    if doc:
+        lines += ["", doc]
+    lines += ["", *_scalar_table(Scenario, scenario, "")]
     for name, field in Scenario.model_fields.items():
         sub = _section_class(field.annotation)
         if sub is None:
@@ -307,10 +309,7 @@ def parameter_markdown() -> str:
         if doc:
             lines += ["", doc]
         lines += _section_markdown(sub, getattr(scenario, name), f"{name}.", 4)
-    # Insert the blank line that Markdown needs between the top-level docstring and its table.
-    text = "\n".join(lines)
-    text = text.replace(_doc(Scenario) + "\n" + _HEADER, _doc(Scenario) + "\n\n" + _HEADER, 1)
-    return text.strip() + "\n"
+    return "\n".join(lines).strip() + "\n"
 
 
 # --------------------------------------------------------------------------- file update

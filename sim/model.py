@@ -197,8 +197,7 @@ class GovernanceModel(mesa.Model):
         visits = self.patrols.draw(d, S.daily("patrol", d))
 
         # 2. arrivals
-        new_ids = self._arrivals(d, deter, disorder_nb, S.daily("arrivals", d),
-                                 S.daily("near_repeat", d))
+        new_ids = self._arrivals(d, deter, disorder_nb)
 
         # 3. reopen complaints, discovery, on-the-spot fixes, triage
         rng_tri = S.daily("triage", d)
@@ -259,39 +258,47 @@ class GovernanceModel(mesa.Model):
         nb_sum = cell_vis + np.where(nb >= 0, cell_vis[np.maximum(nb, 0)], 0.0).sum(axis=1)
         return nb_sum, cell_safety
 
-    def _arrivals(self, d: int, deter: np.ndarray, disorder: np.ndarray,
-                  rng: np.random.Generator, rng_nr: np.random.Generator) -> np.ndarray:
-        cfg = self.config
+    def _arrivals(self, d: int, deter: np.ndarray, disorder: np.ndarray) -> np.ndarray:
+        """Today's new incidents: background arrivals, due near-repeat offspring and escalated
+        disputes. Each category draws from its own streams (``arrivals.<category>``,
+        ``near_repeat.<category>``), so changing one category's rate leaves every other
+        category's incidents untouched (common random numbers)."""
         city = self.city
         cp = self.cat
         base = city.population * city.risk / 1000.0 / 365.0
-        mult_det = np.where(cp.deterrable[:, None], deter[None, :], 1.0)
-        rate = cp.base_rate[:, None] * base[None, :] * mult_det * (
-            1.0 + cp.disorder_sensitivity[:, None] * np.log1p(disorder)[None, :]
-        )
-        cat, cell, t = background_arrivals(rate, d, rng)
-        origin = np.full(len(cat), BACKGROUND, dtype=np.int8)
-        parent = np.full(len(cat), -1, dtype=np.int64)
+        parts = []
+        for name, k in CAT.items():
+            rate = cp.base_rate[k] * base
+            if cp.deterrable[k]:
+                rate = rate * deter
+            if cp.disorder_sensitivity[k] > 0:
+                rate = rate * (1.0 + cp.disorder_sensitivity[k] * np.log1p(disorder))
+            rng = self.streams.daily(f"arrivals.{name}", d)
+            cat, cell, t = background_arrivals(rate[None, :], d, rng)
+            cat = np.full(len(cell), k, dtype=np.int8)
+            sev = draw_severity(cat, cp, rng)
+            u = rng.random(len(cat))
+            parts.append((cat, cell, t, sev, u, np.full(len(cat), BACKGROUND, np.int8),
+                          np.full(len(cat), -1, np.int64)))
         # triggered incidents falling due today; deterrable ones are thinned by deterrence
         p = self._pending
         if p is not None and len(p.time):
             due = p.time < d + 1.0
             if due.any():
                 keep = due & ((~cp.deterrable[p.category]) | (p.keep_u < deter[p.cell]))
-                cat = np.concatenate([cat, p.category[keep]])
-                cell = np.concatenate([cell, p.cell[keep]])
-                t = np.concatenate([t, p.time[keep]])
-                origin = np.concatenate([origin, self._pending_origin[keep]])
-                parent = np.concatenate([parent, p.parent[keep]])
+                rng = self.streams.daily("arrivals.triggered", d)
+                kc = p.category[keep]
+                parts.append((kc, p.cell[keep], p.time[keep], draw_severity(kc, cp, rng),
+                              rng.random(int(keep.sum())), self._pending_origin[keep], p.parent[keep]))
                 rest = ~due
                 self._pending = Offspring(p.category[rest], p.cell[rest], p.time[rest],
                                           p.parent[rest], p.keep_u[rest])
                 self._pending_origin = self._pending_origin[rest]
+        cat, cell, t, severity, u, origin, parent = (np.concatenate(x) for x in zip(*parts, strict=True))
         if len(cat) == 0:
+            self.patrols.record_incidents(cell)
             return np.zeros(0, dtype=np.int64)
-        severity = draw_severity(cat, cp, rng)
         victim = np.full(len(cat), -1, dtype=np.int32)
-        u = rng.random(len(cat))
         hv = cp.has_victim[cat]
         wel = hv & (cat == CAT["welfare"])
         oth = hv & ~wel
@@ -301,11 +308,14 @@ class GovernanceModel(mesa.Model):
             victim[wel] = self.residents.weighted_in_cells(cell[wel], u[wel], self.welfare_weight)
         ids = self.incidents.add(cat, cell, t, severity, origin, parent, victim)
         # victims of public-safety incidents feel it (harm victims are added in _harm)
-        sev_cat = cat == CAT["public_safety"]
-        self.safety.victimise(victim[sev_cat], d)
-        kids = draw_offspring(ids, cat, cell, t, cp, city.neighbours, rng_nr)
-        if kids is not None:
-            self._queue(kids, NEAR_REPEAT)
+        self.safety.victimise(victim[cat == CAT["public_safety"]], d)
+        for name, k in CAT.items():
+            sel = cat == k
+            if cp.near_repeat_branching[k] > 0 and sel.any():
+                kids = draw_offspring(ids[sel], cat[sel], cell[sel], t[sel], cp, city.neighbours,
+                                      self.streams.daily(f"near_repeat.{name}", d))
+                if kids is not None:
+                    self._queue(kids, NEAR_REPEAT)
         self.patrols.record_incidents(cell)
         return ids
 

@@ -84,7 +84,8 @@ def _batch_means_ok(values: np.ndarray, batch: np.ndarray, target: float) -> tup
     se = bm.std(ddof=1) / np.sqrt(K)
     half = stats.t.ppf(1 - ALPHA / 2, K - 1) * se
     est = bm.mean()
-    return abs(est - target) < half, f"estimate {est:.6g}, theory {target:.6g}, half-width {half:.3g}"
+    msg = f"estimate {est:.6g}, theory {target:.6g}, half-width {half:.3g}"
+    return abs(est - target) < half, msg
 
 
 @pytest.mark.slow
