@@ -333,7 +333,10 @@ def discover(
                           reports_by_channel, first_by_channel, 0, 0, int(lapse.sum()))
     cell = log.cell[ids]
     start = np.maximum(t_occ, day)
-    frac = np.clip(day + 1.0 - start, 0.0, 1.0)   # exposed part of today
+    # exposed part of today: from occurrence (or midnight) to the end of the day, or for a
+    # non-latent incident to the end of its report window if that comes first
+    stop = np.where(latent, day + 1.0, np.minimum(day + 1.0, t_occ + cp.report_window_days[cat]))
+    frac = np.clip(stop - start, 0.0, 1.0)
     vis = cp.visibility[cat]
     q = cp.patrol_detect_prob[cat]
 
@@ -379,7 +382,7 @@ def discover(
         return Detections(empty, np.zeros(0), empty, np.zeros(0), empty,
                           reports_by_channel, first_by_channel, 0, 0, int(lapse.sum()))
     # detection and report times per channel
-    t_det = start[:, None] + rng.random((m, n_ch)) * (day + 1.0 - start)[:, None]
+    t_det = start[:, None] + rng.random((m, n_ch)) * np.maximum(stop - start, 0.0)[:, None]
     # victims call right after the incident
     t_det[:, CH["hotline"]] = np.where(~latent, t_occ, t_det[:, CH["hotline"]])
     lat_h = np.array([

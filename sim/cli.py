@@ -8,6 +8,8 @@ Commands::
     govsim experiment run SPEC [--workers N] [--scheduler ADDRESS] [--out DIR] [--resume] [--force]
     govsim experiment status DIR
     govsim experiment analyze DIR
+    govsim compare SCENARIO_A SCENARIO_B [...] [--reps R] [--days N] [--seed S] [--workers N]
+                   [--baseline A] [--out DIR] [--set k=v ...]
 
 Exit status: 0 on success, 2 on bad input (a wrong scenario file, override or option; nothing is
 written), 1 on an unexpected failure.
@@ -34,7 +36,10 @@ class UsageError(Exception):
 
 
 def _console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    # piped output (logs, CI) gets a wide console so tables do not wrap into unreadable cells
+    width = None if stream.isatty() or "COLUMNS" in __import__("os").environ else 140
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 def _overrides(pairs: list[str] | None) -> dict[str, Any]:
@@ -198,6 +203,54 @@ def cmd_experiment_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- compare
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .analysis import compare
+    from .display import comparison_table
+    from .experiments import build_experiment, run_experiment
+    from .results import DEFAULT_RESULTS_DIR, load
+
+    labels = [Path(s).stem for s in args.scenarios]
+    if len(set(labels)) != len(labels):
+        raise UsageError(f"scenario names must differ, got {labels}")
+    if args.baseline and args.baseline not in labels:
+        raise UsageError(f"--baseline {args.baseline!r} is not one of {labels}")
+    first = load_scenario(args.scenarios[0])
+    days = args.days or first.days
+    warmup = args.warmup if args.warmup is not None else min(first.warmup_days, days - 1)
+    sets = _overrides(args.set)
+    raw = {
+        "name": "compare-" + "-vs-".join(labels),
+        "description": "govsim compare " + " ".join(args.scenarios),
+        "scenarios": [{"label": label, "scenario": str(Path(s).resolve()) if Path(s).is_file() else s,
+                       "set": sets} for label, s in zip(labels, args.scenarios, strict=True)],
+        "replications": args.reps,
+        "seed": args.seed if args.seed is not None else first.seed,
+        "days": days,
+        "warmup_days": warmup,
+        "outputs": {"timeseries": True, "timeseries_every": 1, "incidents": False},
+    }
+    exp = build_experiment(raw, "govsim compare", base_dir=Path.cwd())
+    out = Path(args.out) if args.out else DEFAULT_RESULTS_DIR / exp.spec.name
+    console = _console()
+    console.print(f"Comparing {', '.join(labels)}: {args.reps} paired replications of {days} days"
+                  f" (seed {raw['seed']}; replication i shares its seed across scenarios)")
+    try:
+        path = run_experiment(exp, out=out, resume=args.resume, force=args.force,
+                              workers=args.workers, progress=True)
+    except KeyboardInterrupt:
+        _console(stderr=True).print("interrupted: finished runs are saved; continue with --resume")
+        return 130
+    res = load(path, incidents=False)
+    table = compare(res, baseline=args.baseline or labels[0])
+    table.to_csv(path / "comparison.csv", index=False)
+    table.to_parquet(path / "comparison.parquet", index=False)
+    console.print(comparison_table(table))
+    console.print(f"Results: [bold]{path}[/bold] (comparison.csv beside the runs)")
+    failed = int((res.runs["status"] != "done").sum())
+    return 1 if failed else 0
+
+
 # --------------------------------------------------------------------------- parser
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2 too; keep its message style
@@ -252,6 +305,22 @@ def build_parser() -> argparse.ArgumentParser:
     ea = esub.add_parser("analyze", help="sensitivity indices or main effects of an experiment")
     ea.add_argument("dir")
     ea.set_defaults(func=cmd_experiment_analyze)
+
+    c = sub.add_parser("compare", help="compare scenarios with paired replications",
+                       description="Run each scenario R times with common random numbers and print each "
+                                   "outcome's mean with a 95% interval and the paired difference to the baseline.")
+    c.add_argument("scenarios", nargs="+", help="two or more scenario names or files")
+    c.add_argument("--reps", type=_positive("--reps"), default=10, help="replications per scenario (default 10)")
+    c.add_argument("--days", type=_positive("--days"), help="days per run (default: the first scenario's days)")
+    c.add_argument("--warmup", type=_positive("--warmup"), help="days left out of the outcomes")
+    c.add_argument("--seed", type=_positive("--seed"), help="root seed (default: the first scenario's seed)")
+    c.add_argument("--workers", type=_positive("--workers"), help="worker processes (default: all cores)")
+    c.add_argument("--baseline", help="the scenario others are compared with (default: the first)")
+    c.add_argument("--out", help="results directory (default: results/compare-A-vs-B)")
+    c.add_argument("--set", action="append", metavar="KEY=VALUE", help="override applied to every scenario")
+    c.add_argument("--resume", action="store_true", help="continue an interrupted comparison")
+    c.add_argument("--force", action="store_true", help="replace an existing results directory")
+    c.set_defaults(func=cmd_compare)
     return p
 
 

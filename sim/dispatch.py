@@ -28,9 +28,9 @@ One path for every report:
    closure lowers trust. Without it, silence lowers trust a little.
 
 Pools are advanced in the order mediation, community, police, township, county, city, so that
-an escalation always goes to a pool not yet advanced today and no case can arrive in a pool's
-past. A reopened case routed to a pool that has already passed its time (only possible for the
-city tier) is queued at the pool's current time, and the clamp is counted.
+an escalation always goes to a pool not yet advanced today; reopenings are triaged before the
+pools advance (complaints are lodged from the day after the closure), so no case can arrive in
+a pool's past. ``Dispatcher.clamped`` counts any that would (it stays 0; tests check it).
 """
 
 from __future__ import annotations
@@ -147,6 +147,7 @@ class Dispatcher:
         # reopening complaints waiting for their time: (id, time)
         self.pending_reopen_ids = np.zeros(0, dtype=np.int64)
         self.pending_reopen_t = np.zeros(0)
+        self.pending_reopen_closed = np.zeros(0)
         self.clamped = 0
         self.day_stats: dict[str, float] = {}
 
@@ -272,9 +273,14 @@ class Dispatcher:
             log.t_closed[pc] = end[paper]
             want = rng_outcome.random(len(pc)) < cfg.handling.reopen_prob
             if want.any():
+                # The reporter complains from the day after the closure, after an exponential
+                # delay: a complaint is thus always triaged before today's pools have moved
+                # past it, and it refers to this closure only (t_closed identifies it).
+                closed_at = end[paper][want]
                 delay = rng_outcome.exponential(cfg.handling.reopen_delay_days, int(want.sum()))
                 self.pending_reopen_ids = np.concatenate([self.pending_reopen_ids, pc[want]])
-                self.pending_reopen_t = np.concatenate([self.pending_reopen_t, end[paper][want] + delay])
+                self.pending_reopen_t = np.concatenate([self.pending_reopen_t, np.floor(closed_at) + 1.0 + delay])
+                self.pending_reopen_closed = np.concatenate([self.pending_reopen_closed, closed_at])
             # failed: escalate a tier up, or abandon
             f = ids[fail]
             nxt = NEXT_TIER[hname]
@@ -309,10 +315,18 @@ class Dispatcher:
         """Reporters' complaints due before ``until`` about cases still closed on paper."""
         due = self.pending_reopen_t < until
         ids, t = self.pending_reopen_ids[due], self.pending_reopen_t[due]
+        closed_at = self.pending_reopen_closed[due]
         self.pending_reopen_ids = self.pending_reopen_ids[~due]
         self.pending_reopen_t = self.pending_reopen_t[~due]
-        still = self.model.incidents.state[ids] == PAPER_CLOSED
-        return ids[still], t[still]
+        self.pending_reopen_closed = self.pending_reopen_closed[~due]
+        log = self.model.incidents
+        # only complaints about the closure that is still in force count
+        still = (log.state[ids] == PAPER_CLOSED) & (log.t_closed[ids] == closed_at)
+        ids, t = ids[still], t[still]
+        order = np.argsort(t, kind="stable")
+        ids, t = ids[order], t[order]
+        first = np.unique(ids, return_index=True)[1]  # one reopening per case: the earliest
+        return ids[first], t[first]
 
     def reopen(self, ids: np.ndarray, t: np.ndarray, rng: np.random.Generator) -> None:
         """Reopen paper-closed cases and send them back through triage, a tier up."""
@@ -336,7 +350,9 @@ class Dispatcher:
         res = self.model.residents
         rep = log.reporter[ids]
         fixed = log.state[ids] == RESOLVED
-        t_close = np.where(np.isnan(log.t_closed[ids]), log.t_failed[ids], log.t_closed[ids])
+        # an abandoned case is reported back from its failure, even if it was closed on paper
+        # in an earlier episode
+        t_close = np.where(log.state[ids] == FAILED, log.t_failed[ids], log.t_closed[ids])
         if fb.closed_loop:
             log.t_feedback[ids] = t_close + fb.delay_hours / 24.0
             log.feedback_kind[ids] = np.where(fixed, 0, 1)

@@ -269,6 +269,12 @@ def load_experiment(ref: str | Path) -> Experiment:
         raise ExperimentError(f"YAML syntax error{where}: {getattr(exc, 'problem', exc)}", file=src) from None
     if not isinstance(raw, dict):
         raise ExperimentError("the file must hold a mapping of keys to values", file=src)
+    return build_experiment(raw, src, base_dir=path.parent)
+
+
+def build_experiment(raw: dict[str, Any], src: str = "experiment", base_dir: Path | None = None) -> Experiment:
+    """Validate an experiment given as a dict (the same keys as a file); scenario files are
+    looked up relative to ``base_dir``, then under ``scenarios/``."""
     try:
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as exc:
@@ -289,7 +295,7 @@ def load_experiment(ref: str | Path) -> Experiment:
     base: dict[str, Scenario] = {}
     for i, ref_ in enumerate(spec.scenarios):
         try:
-            spath = resolve_scenario_path(ref_.scenario, relative_to=path.parent)
+            spath = resolve_scenario_path(ref_.scenario, relative_to=base_dir)
         except FileNotFoundError as exc:
             raise ExperimentError(f"key 'scenarios.{i}.scenario': value {ref_.scenario!r}: {exc}", file=src) from None
         try:

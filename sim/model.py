@@ -280,24 +280,56 @@ class GovernanceModel(mesa.Model):
             u = rng.random(len(cat))
             parts.append((cat, cell, t, sev, u, np.full(len(cat), BACKGROUND, np.int8),
                           np.full(len(cat), -1, np.int64)))
-        # triggered incidents falling due today; deterrable ones are thinned by deterrence
+        # Triggered incidents falling due today (deterrable ones thinned by deterrence). New
+        # incidents draw their offspring at once, and offspring due before the day ends join
+        # today's incidents in turn, so every incident is logged on the day it occurs.
+        self._add_due_offspring(d, deter, parts)
+        ids_all = []
+        batch = parts
+        rounds = 0
+        while batch:
+            cat, cell, t, severity, u, origin, parent = (np.concatenate(x) for x in zip(*batch, strict=True))
+            ids = self._log_incidents(d, cat, cell, t, severity, u, origin, parent)
+            ids_all.append(ids)
+            for name, k in CAT.items():
+                sel = cat == k
+                if cp.near_repeat_branching[k] > 0 and sel.any():
+                    stream = f"near_repeat.{name}" if rounds == 0 else f"near_repeat.{name}.{rounds}"
+                    kids = draw_offspring(ids[sel], cat[sel], cell[sel], t[sel], cp, city.neighbours,
+                                          self.streams.daily(stream, d))
+                    if kids is not None:
+                        self._queue(kids, NEAR_REPEAT)
+            rounds += 1
+            batch = []
+            self._add_due_offspring(d, deter, batch, round_=rounds)
+        ids = np.concatenate(ids_all) if ids_all else np.zeros(0, dtype=np.int64)
+        self.patrols.record_incidents(self.incidents.cell[ids])
+        return ids
+
+    def _add_due_offspring(self, d: int, deter: np.ndarray, parts: list, round_: int = 0) -> None:
+        """Move pending triggered incidents that occur before the end of day ``d`` into
+        ``parts`` (thinning deterrable ones by deterrence)."""
+        cp = self.cat
         p = self._pending
-        if p is not None and len(p.time):
-            due = p.time < d + 1.0
-            if due.any():
-                keep = due & ((~cp.deterrable[p.category]) | (p.keep_u < deter[p.cell]))
-                rng = self.streams.daily("arrivals.triggered", d)
-                kc = p.category[keep]
-                parts.append((kc, p.cell[keep], p.time[keep], draw_severity(kc, cp, rng),
-                              rng.random(int(keep.sum())), self._pending_origin[keep], p.parent[keep]))
-                rest = ~due
-                self._pending = Offspring(p.category[rest], p.cell[rest], p.time[rest],
-                                          p.parent[rest], p.keep_u[rest])
-                self._pending_origin = self._pending_origin[rest]
-        cat, cell, t, severity, u, origin, parent = (np.concatenate(x) for x in zip(*parts, strict=True))
-        if len(cat) == 0:
-            self.patrols.record_incidents(cell)
-            return np.zeros(0, dtype=np.int64)
+        if p is None or not len(p.time):
+            return
+        due = p.time < d + 1.0
+        if not due.any():
+            return
+        keep = due & ((~cp.deterrable[p.category]) | (p.keep_u < deter[p.cell]))
+        rng = self.streams.daily(f"arrivals.triggered.{round_}" if round_ else "arrivals.triggered", d)
+        kc = p.category[keep]
+        parts.append((kc, p.cell[keep], p.time[keep], draw_severity(kc, cp, rng),
+                      rng.random(int(keep.sum())), self._pending_origin[keep], p.parent[keep]))
+        rest = ~due
+        self._pending = Offspring(p.category[rest], p.cell[rest], p.time[rest],
+                                  p.parent[rest], p.keep_u[rest])
+        self._pending_origin = self._pending_origin[rest]
+
+    def _log_incidents(self, d, cat, cell, t, severity, u, origin, parent) -> np.ndarray:
+        """Append incidents to the log with their victims; victims of public-safety incidents
+        feel it at once (harm victims are added in _harm_and_escalation)."""
+        cp = self.cat
         victim = np.full(len(cat), -1, dtype=np.int32)
         hv = cp.has_victim[cat]
         wel = hv & (cat == CAT["welfare"])
@@ -307,16 +339,7 @@ class GovernanceModel(mesa.Model):
         if wel.any():
             victim[wel] = self.residents.weighted_in_cells(cell[wel], u[wel], self.welfare_weight)
         ids = self.incidents.add(cat, cell, t, severity, origin, parent, victim)
-        # victims of public-safety incidents feel it (harm victims are added in _harm)
         self.safety.victimise(victim[cat == CAT["public_safety"]], d)
-        for name, k in CAT.items():
-            sel = cat == k
-            if cp.near_repeat_branching[k] > 0 and sel.any():
-                kids = draw_offspring(ids[sel], cat[sel], cell[sel], t[sel], cp, city.neighbours,
-                                      self.streams.daily(f"near_repeat.{name}", d))
-                if kids is not None:
-                    self._queue(kids, NEAR_REPEAT)
-        self.patrols.record_incidents(cell)
         return ids
 
     def _queue(self, kids: Offspring, origin: int) -> None:

@@ -334,13 +334,6 @@ def test_near_repeat_cells(hawkes_model):
     assert stats.chisquare(obs).pvalue > ALPHA
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG sim/model.py _arrivals: an offspring whose time falls on its parent's own day "
-    "is queued in _pending and only added the NEXT day (t_occurred < day added); the daily "
-    "'occurred' count goes to the wrong day and channels.discover never lets its victim call "
-    "the hotline (today_new requires t_occurred >= day).",
-)
 def test_near_repeat_offspring_added_on_the_day_they_occur(hawkes_model, day_added):
     m = hawkes_model
     t = m.incidents.view("t_occurred")

@@ -190,10 +190,7 @@ def test_feedback_after_closure(log):
 
 @pytest.mark.parametrize("run", [
     "default_like",
-    pytest.param("stress", marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG sim/dispatch.py Dispatcher.feedback: for an abandoned (FAILED) case that was "
-        "paper-closed earlier, t_close = t_closed (the OLD closure) instead of t_failed, so "
-        "t_feedback = old closure + delay, often before the failure itself"))),
+    "stress",
 ], indirect=True)
 def test_feedback_after_failure(run):
     log = Log(run)
@@ -204,11 +201,6 @@ def test_feedback_after_failure(run):
     assert np.allclose(log.t_feedback[sel], log.t_failed[sel] + delay)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG sim/channels.py discover: a non-latent incident whose report window closes during "
-    "day d (t_occurred + report_window_days in (d, d+1)) stays a candidate all day and its "
-    "detection time is uniform over [d, d+1), so it can be discovered after the window in "
-    "which, by definition, it should have lapsed"))
 def test_non_latent_discovered_within_report_window(log):
     dis = log.has("t_discovered") & ~log.latent
     assert (log.t_discovered[dis] <= log.t_occurred[dis] + log.window[dis]).all()
@@ -332,13 +324,6 @@ def test_daily_reopenings_add_up(run, log):
     assert run.timeseries()["reopened"].sum() == log.reopens.sum() == run.summary()["reopened"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG sim/dispatch.py: pending reopening complaints are not tied to the closure that caused "
-    "them and due_reopens does not de-duplicate ids, so when two complaints about one "
-    "paper-closed case fall due on the same day (an old one from an earlier closure, the case "
-    "having been reopened by rediscovery and paper-closed again meanwhile) reopen() triages "
-    "it twice and two copies sit in the pools; the second copy's outcome overwrites the "
-    "first (a RESOLVED case turns PAPER_CLOSED or FAILED, attempts and feedback double)"))
 def test_reopening_complaints_never_duplicate_a_case():
     m = GovernanceModel(rng=5, **{**STRESS, "handling.reopen_prob": 1.0})
     resolved = np.zeros(0, dtype=bool)
@@ -351,12 +336,6 @@ def test_reopening_complaints_never_duplicate_a_case():
         resolved = st == RESOLVED
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG sim/dispatch.py: a reporter's reopening complaint is scheduled at end + Exp(delay) "
-    "inside advance(); when it falls before the end of that same day, due_reopens (called "
-    "before advance) only sees it the next morning, so the case is re-triaged in the pools' "
-    "past and clamped to pool.now at township/county tiers, which the module docstring says "
-    "can only happen at the city tier; its reopening is also a day late"))
 def test_no_case_is_clamped_below_the_city_tier(monkeypatch):
     clamps: dict[str, int] = {}
     submit = dispatch.Dispatcher._submit
