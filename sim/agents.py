@@ -60,11 +60,27 @@ class ResidentPopulation:
         ).astype(np.float32)
         self.safety = self.baseline.copy()
         self.app_user = rng.random(n) < model.config.channels.snap_report.resident_adoption
-        self.boost = np.ones(n, dtype=np.float32)  # reporting boost after visible fixes
         self.victimisations = np.zeros(n, dtype=np.int16)
         self.reports_made = np.zeros(n, dtype=np.int16)
         self.last_event_day = np.full(n, -1, dtype=np.int32)
         self.party_mult = np.where(self.party_household, cfg.party_report_multiplier, 1.0).astype(np.float32)
+        # Fast per-cell sums: residents are sorted by home cell, so a cell's residents are one
+        # contiguous segment and np.add.reduceat sums every cell in one pass.
+        n_cells = len(per_cell)
+        self.n_cells = n_cells
+        self._nonempty = np.flatnonzero(per_cell > 0)
+        self._seg_start = self.cell_ptr[:-1][self._nonempty]
+        # Reporting propensity, kept incrementally (see propensity_of): base_i depends on trust
+        # and party membership and changes only when trust does; the feedback boost decays at
+        # one rate for everyone, so per-cell sums of it decay by one factor a day.
+        fb = model.config.feedback
+        self.elasticity = float(model.config.channels.hotline.trust_elasticity)
+        self.boost_extra = float(fb.report_boost - 1.0)
+        self.boost_decay = float(np.exp(-1.0 / fb.boost_memory_days))
+        self.boost_day = np.full(n, -np.inf, dtype=np.float64)  # day of the last visible fix
+        self.base = self._base(np.arange(n))
+        self.cell_base = self.cell_sum(self.base)
+        self.cell_boost = np.zeros(n_cells)
         self._agents: dict[int, Resident] = {}
 
     # ------------------------------------------------------------------ sampling
@@ -87,15 +103,61 @@ class ResidentPopulation:
             out[j] = lo + min(int(np.searchsorted(w, uj * w[-1], side="right")), hi - lo - 1)
         return out
 
-    def propensity(self, elasticity: float) -> np.ndarray:
-        """Hotline reporting propensity multiplier per resident: trust (relative to 0.5) raised
-        to the elasticity, times the feedback boost and the party-household multiplier."""
-        return (np.power(self.trust / 0.5, elasticity) * self.boost * self.party_mult).astype(np.float32)
+    # ------------------------------------------------------------------ propensity
+    def _base(self, idx: np.ndarray) -> np.ndarray:
+        return (np.power(self.trust[idx] / 0.5, self.elasticity) * self.party_mult[idx]).astype(np.float32)
 
-    def cell_mean(self, values: np.ndarray, n_cells: int) -> np.ndarray:
+    def boost_now(self, idx: np.ndarray, day: float) -> np.ndarray:
+        """Feedback boost of residents at ``day``: 1 + (report_boost - 1) x decay^(days since
+        their last visible fix); 1 for those never fed back a fix."""
+        age = day - self.boost_day[idx]
+        return 1.0 + self.boost_extra * np.power(self.boost_decay, age)
+
+    def propensity_of(self, idx: np.ndarray, day: float) -> np.ndarray:
+        """Hotline reporting propensity multiplier of residents: (trust / 0.5) ** elasticity x
+        party-household multiplier x feedback boost."""
+        return self.base[idx] * self.boost_now(idx, day)
+
+    def cell_propensity(self) -> np.ndarray:
+        """Mean propensity of each cell's residents (0 where none live), from the incremental
+        sums: no pass over all residents."""
+        tot = self.cell_base + self.cell_boost
+        return np.divide(tot, self.per_cell, out=np.zeros(self.n_cells), where=self.per_cell > 0)
+
+    def end_day(self) -> None:
+        """Boosts fade by one day."""
+        self.cell_boost *= self.boost_decay
+
+    def change_trust(self, idx: np.ndarray, new_trust: np.ndarray, day: float) -> None:
+        """Set residents' trust (unique indices) and keep the propensity sums exact."""
+        old_base = self.base[idx]
+        self.trust[idx] = np.clip(new_trust, 0.0, 1.0)
+        new_base = self._base(idx)
+        self.base[idx] = new_base
+        cells = self.home[idx]
+        g = self.boost_now(idx, day) - 1.0
+        np.add.at(self.cell_base, cells, new_base.astype(np.float64) - old_base)
+        np.add.at(self.cell_boost, cells, (new_base.astype(np.float64) - old_base) * g)
+
+    def give_boost(self, idx: np.ndarray, day: float) -> None:
+        """Residents (unique indices) saw their report visibly fixed: their propensity is
+        boosted by ``feedback.report_boost``, fading with ``boost_memory_days``."""
+        g_old = self.boost_now(idx, day) - 1.0
+        self.boost_day[idx] = day
+        np.add.at(self.cell_boost, self.home[idx], self.base[idx] * (self.boost_extra - g_old))
+
+    # ------------------------------------------------------------------ cell aggregates
+    def cell_sum(self, values: np.ndarray) -> np.ndarray:
+        """Sum of a per-resident quantity over each cell's residents (float64; 0 where empty)."""
+        out = np.zeros(self.n_cells)
+        if len(self._nonempty):
+            out[self._nonempty] = np.add.reduceat(values, self._seg_start, dtype=np.float64)
+        return out
+
+    def cell_mean(self, values: np.ndarray, n_cells: int | None = None) -> np.ndarray:
         """Mean of a per-resident quantity over each cell's residents (0 where empty)."""
-        tot = np.bincount(self.home, weights=values, minlength=n_cells)
-        return np.divide(tot, self.per_cell, out=np.zeros(n_cells), where=self.per_cell > 0)
+        return np.divide(self.cell_sum(values), self.per_cell, out=np.zeros(self.n_cells),
+                         where=self.per_cell > 0)
 
     # ------------------------------------------------------------------ agents
     def agent(self, i: int) -> Resident:
@@ -154,7 +216,8 @@ class Resident(mesa.Agent):
 
     @trust.setter
     def trust(self, value: float) -> None:
-        self._pop.trust[self.index] = np.clip(value, 0.0, 1.0)
+        self._pop.change_trust(np.array([self.index]), np.array([value], dtype=np.float32),
+                               max(self.model.day, 0))
 
     @property
     def perceived_safety(self) -> float:
@@ -163,6 +226,11 @@ class Resident(mesa.Agent):
     @perceived_safety.setter
     def perceived_safety(self, value: float) -> None:
         self._pop.safety[self.index] = np.clip(value, 0.0, 1.0)
+
+    @property
+    def reporting_boost(self) -> float:
+        """Current multiplier on this resident's reporting after a visible fix (1 = none)."""
+        return float(self._pop.boost_now(np.array([self.index]), self.model.day)[0])
 
     @property
     def victimisations(self) -> int:

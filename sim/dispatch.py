@@ -230,25 +230,28 @@ class Dispatcher:
         for hname in ADVANCE_ORDER:
             lo = self.pool_offset[hname]
             hi = lo + self._n_units(hname)
-            done_id, done_start, done_end = [], [], []
-            for p in range(lo, hi):
-                pool = self.pools[p]
+            done: list = []
+            busy = cap = wait = 0.0
+            started = 0
+            for pool in self.pools[lo:hi]:
                 comps = pool.advance(until)
                 if comps:
-                    for c in comps:
-                        done_id.append(c.incident_id)
-                        done_start.append(c.start_time)
-                        done_end.append(c.end_time)
+                    done.extend(comps)
                 st = pool.take_daily_stats()
-                stats["wait_sum"] += st["wait_sum"]
-                stats["started"] += st["starts"]
-                stats[f"busy_{hname}"] = stats.get(f"busy_{hname}", 0.0) + st["busy_time"]
-                stats[f"cap_{hname}"] = stats.get(f"cap_{hname}", 0.0) + st["capacity_time"]
-            if not done_id:
+                wait += st["wait_sum"]
+                started += st["starts"]
+                busy += st["busy_time"]
+                cap += st["capacity_time"]
+            stats["wait_sum"] += wait
+            stats["started"] += started
+            stats[f"busy_{hname}"] = busy
+            stats[f"cap_{hname}"] = cap
+            if not done:
                 continue
-            ids = np.array(done_id, dtype=np.int64)
-            start = np.array(done_start)
-            end = np.array(done_end)
+            arr = np.array(done, dtype=np.float64)  # (incident_id, arrival, start, end)
+            ids = arr[:, 0].astype(np.int64)
+            start = arr[:, 2]
+            end = arr[:, 3]
             log.t_started[ids] = start
             log.t_ended[ids] = end
             log.attempts[ids] += 1
@@ -353,19 +356,22 @@ class Dispatcher:
         # an abandoned case is reported back from its failure, even if it was closed on paper
         # in an earlier episode
         t_close = np.where(log.state[ids] == FAILED, log.t_failed[ids], log.t_closed[ids])
+        day = float(self.model.day)
         if fb.closed_loop:
             log.t_feedback[ids] = t_close + fb.delay_hours / 24.0
             log.feedback_kind[ids] = np.where(fixed, 0, 1)
-            good, bad = rep[fixed], rep[~fixed]
-            res.trust[good] += fb.trust_gain * (1 - res.trust[good])
-            res.boost[good] = fb.report_boost
+            good = np.unique(rep[fixed])
+            res.change_trust(good, res.trust[good] + fb.trust_gain * (1 - res.trust[good]), day)
+            res.give_boost(good, day)
             res.safety[good] = np.minimum(1.0, res.safety[good] + self.model.config.safety.feedback_gain)
-            res.trust[bad] -= fb.trust_loss_failure * res.trust[bad]
+            bad = np.unique(rep[~fixed])
+            res.change_trust(bad, res.trust[bad] * (1 - fb.trust_loss_failure), day)
             self.model.today["feedback_fixed"] += int(fixed.sum())
             self.model.today["feedback_not_fixed"] += int((~fixed).sum())
         else:
             log.feedback_kind[ids] = 2
-            res.trust[rep] -= fb.trust_loss_silence * res.trust[rep]
+            silent = np.unique(rep)
+            res.change_trust(silent, res.trust[silent] * (1 - fb.trust_loss_silence), day)
             self.model.today["feedback_silence"] += len(ids)
         res.last_event_day[rep] = self.model.day
 

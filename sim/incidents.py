@@ -86,6 +86,10 @@ class IncidentLog:
         self.reports = np.zeros((self._cap, N_CH), dtype=np.int16)
         for name in self.cols:
             setattr(self, name, self.cols[name])
+        # Open incidents (undiscovered, known, paper-closed), pruned lazily: an incident never
+        # returns from a terminal state (resolved, failed, lapsed), so daily processes touch
+        # only the open ones instead of the whole, growing log.
+        self._open = np.zeros(0, dtype=np.int64)
 
     def _grow(self, need: int) -> None:
         cap = self._cap
@@ -125,6 +129,7 @@ class IncidentLog:
         self.parent[sl] = parent
         self.victim[sl] = victim
         self.n += k
+        self._open = np.concatenate([self._open, ids])
         return ids
 
     # ------------------------------------------------------------------ views
@@ -132,8 +137,9 @@ class IncidentLog:
         return self.cols[name][: self.n]
 
     def open_ids(self) -> np.ndarray:
-        st = self.state[: self.n]
-        return np.flatnonzero(st <= PAPER_CLOSED)
+        """Ids of open incidents (undiscovered, known or closed on paper), ascending."""
+        self._open = self._open[self.state[self._open] <= PAPER_CLOSED]
+        return self._open
 
     def state_counts(self) -> dict[str, int]:
         counts = np.bincount(self.state[: self.n], minlength=len(STATE_NAMES))

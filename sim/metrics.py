@@ -132,10 +132,12 @@ def model_reporters() -> dict[str, Any]:
 
 
 class Counters:
-    """Running counts that the daily table needs."""
+    """Running totals of terminal states (incidents never leave them), so the daily table
+    needs no pass over the whole event log."""
 
     def __init__(self) -> None:
-        self.rider_reports = 0
+        self.failed = 0
+        self.lapsed = 0
 
 
 def record_day(model: GovernanceModel, new_ids, det, hstats, harmed, visits, survey) -> None:
@@ -167,23 +169,25 @@ def record_day(model: GovernanceModel, new_ids, det, hstats, harmed, visits, sur
     t["harm"] = harmed
     t["mediation_attempts"] = hstats["mediation_done"]
     t["mediation_success"] = hstats["mediation_success"]
-    st = np.bincount(log.state[: log.n], minlength=6)
-    lat_open = 0
-    if log.n:
-        und = log.state[: log.n] == UNDISCOVERED
-        lat_open = int((und & model.cat.latent[log.category[: log.n]]).sum())
+    # counts of open states from the open set; terminal states by running totals
+    op = log.open_ids()
+    ost = log.state[op]
+    st = np.bincount(ost, minlength=6)
+    model.counters.failed += hstats["failed"]
+    model.counters.lapsed += det.lapsed
+    n_resolved = log.n - len(op) - model.counters.failed - model.counters.lapsed
     t["backlog"] = int(st[KNOWN])
-    t["latent_open"] = lat_open
+    t["latent_open"] = int(((ost == UNDISCOVERED) & model.cat.latent[log.category[op]]).sum())
     t["paper_closed_open"] = int(st[PAPER_CLOSED])
-    t["open_total"] = int(st[UNDISCOVERED] + st[KNOWN] + st[PAPER_CLOSED])
-    recorded = log.n - st[UNDISCOVERED] - st[LAPSED]
-    t["closure_rate"] = float((st[RESOLVED] + st[PAPER_CLOSED]) / recorded) if recorded else np.nan
-    t["resolution_rate"] = float(st[RESOLVED] / recorded) if recorded else np.nan
+    t["open_total"] = len(op)
+    recorded = log.n - st[UNDISCOVERED] - model.counters.lapsed
+    t["closure_rate"] = float((n_resolved + st[PAPER_CLOSED]) / recorded) if recorded else np.nan
+    t["resolution_rate"] = float(n_resolved / recorded) if recorded else np.nan
     t["mean_wait_hours"] = 24.0 * hstats["wait_sum"] / hstats["started"] if hstats["started"] else np.nan
     for h in HANDLER_POOLS:
         cap = hstats.get(f"cap_{h}", 0.0)
         t[f"utilisation_{h}"] = hstats.get(f"busy_{h}", 0.0) / cap if cap > 0 else np.nan
-    t["perceived_safety"] = float(res.safety.mean()) if res.n else np.nan
+    t["perceived_safety"] = model.safety.mean()
     t["trust"] = float(res.trust.mean()) if res.n else np.nan
     t["reporting_propensity"] = float(np.average(model.cell_propensity, weights=city.population + 1e-12))
     if survey is not None:

@@ -18,7 +18,7 @@ Order of one day (see ``docs/MODEL.md`` for the reasons):
    escalate; reporters get feedback;
 5. harm from unresolved problems; unmediated disputes may turn into public-safety incidents
    (tomorrow);
-6. residents: reporting boost fades, perceived safety updates, survey wave when due;
+6. residents: reporting boosts fade, perceived safety updates, survey wave when due;
 7. the day's metrics are collected (``model.datacollector``, one row per day).
 """
 
@@ -125,9 +125,7 @@ class GovernanceModel(mesa.Model):
         self.dispatcher = Dispatcher(self)
         self.safety = SafetyModel(self)
         self._make_staff(streams.get("staff"))
-        self.cell_propensity = res.cell_mean(
-            res.propensity(cfg.channels.hotline.trust_elasticity), self.city.n_cells
-        )
+        self.cell_propensity = res.cell_propensity()
         self._space = None
         self.today: dict[str, float] = {}
         self.counters = M.Counters()
@@ -221,11 +219,8 @@ class GovernanceModel(mesa.Model):
 
         # 6. residents
         res = self.residents
-        fb = cfg.feedback
-        res.boost = (1.0 + (res.boost - 1.0) * np.exp(-1.0 / fb.boost_memory_days)).astype(np.float32)
-        self.cell_propensity = res.cell_mean(
-            res.propensity(cfg.channels.hotline.trust_elasticity), city.n_cells
-        )
+        res.end_day()
+        self.cell_propensity = res.cell_propensity()
         cats = log.category[new_ids]
         nonlat = ~self.cat.latent[cats]
         exposure = np.bincount(log.cell[new_ids][nonlat], weights=self.cat.safety_impact[cats][nonlat],
@@ -427,6 +422,34 @@ class GovernanceModel(mesa.Model):
     def incident_table(self):
         """The event log, one row per incident."""
         return self.incidents.to_frame(grid_of_cell=self.city.grid)
+
+    def cell_table(self):
+        """One row per lattice cell at the current day: position, population, land use, risk,
+        administrative units, and cell-level outcomes (incidents so far, open problems by
+        state, residents' mean perceived safety and trust, guardian presence). Kept apart from
+        the daily and incident tables; the map plots draw from it."""
+        import pandas as pd
+
+        city = self.city
+        n = city.n_cells
+        log = self.incidents
+        cells = log.view("cell")
+        st = log.view("state")
+        res = self.residents
+        idx = np.arange(n)
+        return pd.DataFrame({
+            "cell": idx, "x": idx % city.width, "y": idx // city.width,
+            "population": city.population, "urban": city.urban, "risk": city.risk,
+            "county": city.county, "township": city.township, "community": city.community,
+            "grid": city.grid,
+            "incidents": np.bincount(cells, minlength=n),
+            "undiscovered": np.bincount(cells[st == UNDISCOVERED], minlength=n),
+            "backlog": np.bincount(cells[st == KNOWN], minlength=n),
+            "paper_closed": np.bincount(cells[st == PAPER_CLOSED], minlength=n),
+            "perceived_safety": np.where(res.per_cell > 0, res.cell_mean(res.safety, n), np.nan),
+            "trust": np.where(res.per_cell > 0, res.cell_mean(res.trust, n), np.nan),
+            "guardian_presence": self.patrols.presence,
+        })
 
     def open_counts(self) -> dict[str, int]:
         st = self.incidents.view("state")

@@ -9,6 +9,9 @@ A results directory holds:
     one row per run and day: the daily model-level metrics (``sim.metrics.DAILY_KEYS``);
 ``incidents.parquet``
     one row per incident: the event log with every time stamp (optional in batches);
+``cells.parquet``
+    one row per lattice cell at the end of a single run: position, population, administrative
+    units (grid boundaries for maps), and cell-level outcomes (``GovernanceModel.cell_table``);
 ``metadata.json``
     schema version, seed, the full resolved scenario, package versions, git commit, command
     line, start and end times.
@@ -144,10 +147,13 @@ def write_run(
             inc = model.incident_table()
             inc.insert(0, "run_id", run_id)
             inc.to_parquet(tmp / "incidents.parquet", index=False)
+        cells = model.cell_table()
+        cells.insert(0, "run_id", run_id)
+        cells.to_parquet(tmp / "cells.parquet", index=False)
         meta = run_metadata(
             model, warmup_days=warmup_days, days=model.steps, started=started or now_iso(),
             finished=now_iso(), wall_seconds=wall_seconds,
-            tables=["runs", "timeseries", *(["incidents"] if incidents else [])],
+            tables=["runs", "timeseries", "cells", *(["incidents"] if incidents else [])],
         )
         (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
         if out.exists():
@@ -179,6 +185,7 @@ class Results:
     timeseries: pd.DataFrame | None
     incidents: pd.DataFrame | None
     metadata: dict[str, Any] = field(default_factory=dict)
+    cells: pd.DataFrame | None = None
 
     def __repr__(self) -> str:
         parts = [f"runs={len(self.runs)}"]
@@ -186,6 +193,8 @@ class Results:
             parts.append(f"timeseries={len(self.timeseries)}")
         if self.incidents is not None:
             parts.append(f"incidents={len(self.incidents)}")
+        if self.cells is not None:
+            parts.append(f"cells={len(self.cells)}")
         return f"Results({self.path}, {', '.join(parts)})"
 
 
@@ -225,4 +234,5 @@ def load(path: str | Path, *, incidents: bool = True) -> Results:
         timeseries=_read_table(path, "timeseries"),
         incidents=_read_table(path, "incidents") if incidents else None,
         metadata=meta,
+        cells=_read_table(path, "cells"),
     )

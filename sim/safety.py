@@ -13,8 +13,14 @@ once (numpy over the resident arrays), in this order:
 5. victimisation (already applied when it happened: ``s -= victim_drop``) and good feedback
    (``s += feedback_gain``, applied by the dispatcher);
 6. spread between neighbours: ``s += spread * (N_c - s)``, ``N_c`` the population-weighted mean
-   over the home cell and its Moore neighbours (fear is contagious and outlasts the crime);
+   over the home cell and its Moore neighbours at the start of the day (fear is contagious
+   and outlasts the crime);
 7. clipping to [0, 1].
+
+Steps 1-4 and 6 combine into ``s <- (1 - spread) [(1 - relax) s + relax b + delta_c] + spread
+N_c``: per resident one scaling, one add and one gathered add, with per-cell sums from
+``np.add.reduceat`` over the residents sorted by home cell, so a day costs a few passes over
+the resident arrays whatever the city's size.
 
 The survey samples ``survey_sample`` resident agents uniformly (the way the provincial phone
 survey samples people; each agent stands for the same number of people) and asks whether they
@@ -63,16 +69,33 @@ class SafetyModel:
     def __init__(self, model: GovernanceModel):
         self.model = model
         city = model.city
+        res = model.residents
+        cfg = model.config.safety
         # Moore neighbourhood including the cell itself, for the spread term.
         nb = city.neighbours
         self._nb = np.concatenate([np.arange(city.n_cells)[:, None], nb], axis=1)
         self._nb_valid = self._nb >= 0
         self._nb_idx = np.where(self._nb_valid, self._nb, 0)
-        self.per100 = np.maximum(model.residents.per_cell * model.residents.scale, 1.0) / 100.0
+        self.per100 = np.maximum(res.per_cell * res.scale, 1.0) / 100.0
+        cnt = res.per_cell.astype(np.float64)
+        self._nb_cnt = np.where(self._nb_valid, cnt[self._nb_idx], 0.0).sum(axis=1)
+        # s <- (1 - spread)[(1 - relax) s + relax b + delta_cell] + spread N_cell, rearranged so
+        # the per-resident work is: one scale, one add of a constant array, one gathered add.
+        r, sg = cfg.relax_per_day, cfg.spread_per_day
+        self._scale = np.float32((1 - sg) * (1 - r))
+        self._fixed = ((1 - sg) * r * res.baseline).astype(np.float32)
+        self.cell_sum = res.cell_sum(res.safety)
         self.surveys: list[SurveyResult] = []
 
+    def neighbourhood_mean(self) -> np.ndarray:
+        """Population-weighted mean perceived safety over each cell and its Moore neighbours,
+        from the current cell sums."""
+        tot = np.where(self._nb_valid, self.cell_sum[self._nb_idx], 0.0).sum(axis=1)
+        return np.divide(tot, self._nb_cnt, out=np.zeros(len(tot)), where=self._nb_cnt > 0)
+
     def update(self, exposure: np.ndarray, disorder: np.ndarray, guardians: np.ndarray) -> None:
-        """Apply one day's update (see the module docstring).
+        """Apply one day's update (see the module docstring). The neighbourhood mean is taken
+        from the state at the start of the day, so all residents update simultaneously.
 
         Args:
             exposure: (n_cells,) safety-weighted non-latent incidents today.
@@ -81,24 +104,26 @@ class SafetyModel:
         """
         cfg = self.model.config.safety
         res = self.model.residents
-        home = res.home
         s = res.safety
-        cell_delta = (
+        delta = (
             -cfg.exposure_drop * exposure / self.per100
             - cfg.disorder_drop * disorder / self.per100
             + cfg.guardian_gain * guardians / self.per100
-        ).astype(np.float32)
-        s += cfg.relax_per_day * (res.baseline - s)
-        s += cell_delta[home]
-        if cfg.spread_per_day > 0:
-            n_cells = len(self.per100)
-            tot = np.bincount(home, weights=s, minlength=n_cells)
-            cnt = res.per_cell.astype(np.float64)
-            nb_tot = np.where(self._nb_valid, tot[self._nb_idx], 0.0).sum(axis=1)
-            nb_cnt = np.where(self._nb_valid, cnt[self._nb_idx], 0.0).sum(axis=1)
-            nb_mean = np.divide(nb_tot, nb_cnt, out=np.zeros(n_cells), where=nb_cnt > 0)
-            s += (cfg.spread_per_day * (nb_mean[home] - s)).astype(np.float32)
+        )
+        sg = cfg.spread_per_day
+        # spread uses the start-of-day neighbourhood (victimisations of today already included)
+        self.cell_sum = res.cell_sum(s)
+        cell_term = ((1 - sg) * delta + sg * self.neighbourhood_mean()).astype(np.float32)
+        s *= self._scale
+        s += self._fixed
+        s += cell_term[res.home]
         np.clip(s, 0.0, 1.0, out=s)
+        self.cell_sum = res.cell_sum(s)
+
+    def mean(self) -> float:
+        """Mean perceived safety over residents (from the cell sums: no extra pass)."""
+        n = self.model.residents.n
+        return float(self.cell_sum.sum() / n) if n else float("nan")
 
     def victimise(self, residents: np.ndarray, day: int) -> None:
         """Victims' perceived safety falls sharply; they remember it."""
