@@ -252,25 +252,29 @@ def timeseries(results_or_df: Results | pd.DataFrame, outcome: str, by: str = "s
         n_runs = per_run.loc[per_run[by] == g, "run_id"].nunique()
         max_runs = max(max_runs, n_runs)
         name = f"{g} ({n_runs} run{'s' if n_runs != 1 else ''})"
-        style = {"marker": "o", "markersize": 4} if sparse else {}
-        ax.plot(a["day"], a["mean"], color=colour, label=name, lw=1.6, **style)
-        if n_runs >= 2:
+        if sparse:  # survey waves: points with error bars, dodged so they do not overlap
+            off = (groups.index(g) - (len(groups) - 1) / 2) * 0.6
+            ax.errorbar(a["day"] + off, a["mean"], yerr=a["half"].fillna(0.0) if n_runs >= 2 else None,
+                        color=colour, label=name, lw=1.4, marker="o", ms=5, capsize=3)
+        else:
+            ax.plot(a["day"], a["mean"], color=colour, label=name, lw=1.6)
+        if n_runs >= 2 and not sparse:
             ax.fill_between(a["day"], a["mean"] - a["half"], a["mean"] + a["half"], color=colour,
                             alpha=0.22, lw=0)
-        elif outcome == "survey_share_safe" and {"survey_ci_low", "survey_ci_high"} <= set(df.columns):
+        elif n_runs == 1 and outcome == "survey_share_safe" and {"survey_ci_low", "survey_ci_high"} <= set(df.columns):
             s = df[(df[by] == g) & df[outcome].notna()].sort_values("day")
             ax.errorbar(s["day"], s[outcome], yerr=[s[outcome] - s["survey_ci_low"],
                                                       s["survey_ci_high"] - s[outcome]],
                         fmt="none", ecolor=colour, capsize=3, lw=1)
     warmup = meta.get("warmup_days")
     if warmup:
-        ax.axvspan(agg["day"].min() - 0.5, warmup + 0.5, color="0.5", alpha=0.12, lw=0,
+        ax.axvspan(0.5, warmup + 0.5, color="0.5", alpha=0.12, lw=0,
                    label=f"warm-up ({warmup} days, not in summaries)")
     ax.set_xlabel("Day")
     ax.set_ylabel(axis_label(outcome))
     _format_axis(ax.yaxis, unit)
     if max_runs >= 2:
-        band = f"band: {100 * conf:.0f}% t-interval over runs"
+        band = f"{'bars' if sparse else 'band'}: {100 * conf:.0f}% t-interval over runs"
     elif outcome == "survey_share_safe":
         band = "bars: the survey wave's 95% Wilson interval"
     else:
@@ -333,23 +337,41 @@ def forest(comparison_df: pd.DataFrame, ax: Axes | None = None, outcome: str | N
     colours = dict(zip(scenarios, _palette(len(scenarios)), strict=True))
     ylabels = []
     y = np.arange(n)[::-1]
+    # x limits: every point and most intervals; an interval reaching beyond is clipped (arrow)
+    ends = np.abs(rows[[c for c in cols if c != "diff"]].to_numpy(dtype=float)).ravel()
+    ends = ends[np.isfinite(ends)]
+    lim = max(1.25 * float(np.nanmax(np.abs(rows["diff"].to_numpy(dtype=float)))),
+              float(np.percentile(ends, 80)) * 1.05 if len(ends) else 0.0)
+    lim = lim if lim > 0 else 1.0
+    clipped = False
+
+    def seg(lo: float, hi: float, yy: float, **kw: Any) -> None:
+        nonlocal clipped
+        a, b = max(lo, -lim), min(hi, lim)
+        ax.plot([a, b], [yy, yy], solid_capstyle="butt", **kw)
+        for end, edge, mark in ((lo, -lim, "<"), (hi, lim, ">")):
+            if (end < edge if mark == "<" else end > edge):
+                clipped = True
+                ax.plot([edge], [yy], mark, color=kw.get("color"), ms=6, clip_on=False)
+
     for yi, (_, r) in zip(y, rows.iterrows(), strict=True):
         c = colours[r["scenario"]]
         if "unpaired_ci_low" in r and np.isfinite(r["unpaired_ci_low"]):
-            ax.plot([r["unpaired_ci_low"], r["unpaired_ci_high"]], [yi - 0.18] * 2, color="0.6", lw=1.2,
-                    solid_capstyle="butt")
-        ax.plot([r["diff_ci_low"], r["diff_ci_high"]], [yi, yi], color=c, lw=3, solid_capstyle="butt")
+            seg(r["unpaired_ci_low"], r["unpaired_ci_high"], yi - 0.2, color="0.6", lw=1.2)
+        seg(r["diff_ci_low"], r["diff_ci_high"], yi, color=c, lw=3)
         dist = bool(r.get("distinguishable", False))
         ax.plot([r["diff"]], [yi], "o", ms=7, mec=c, mfc=c if dist else "white", mew=1.8, zorder=3)
-        name = _info(r["outcome"])[0] if len(outcomes) > 1 or not many else str(r["scenario"])
-        if many and len(outcomes) > 1:
-            name = f"{name} — {r['scenario']}"
+        if len(outcomes) == 1:
+            name = str(r["scenario"])
+        else:
+            name = _info(r["outcome"])[0] + (f" — {r['scenario']}" if many else "")
         ylabels.append(name + (" *" if dist else ""))
         p = r.get("p_value", np.nan)
         if p is not None and np.isfinite(p):
             ax.annotate(f"p={p:.2g}", xy=(1.01, yi), xycoords=("axes fraction", "data"), va="center",
                         fontsize="x-small", color="0.3")
     ax.axvline(0, color="0.2", lw=1, ls="--")
+    ax.set_xlim(-lim, lim)
     ax.set_yticks(y, ylabels)
     ax.set_ylim(-0.8, n - 0.2)
     if relative:
@@ -368,14 +390,16 @@ def forest(comparison_df: pd.DataFrame, ax: Axes | None = None, outcome: str | N
     npairs = rows["n_pairs"].max() if "n_pairs" in rows else None
     title = f"Paired differences to '{baseline}'"
     if len(outcomes) == 1:
-        title = f"{_info(outcomes[0])[0]}: " + title
+        title = f"{_info(outcomes[0])[0]}: paired differences to '{baseline}'"
     if npairs is not None and np.isfinite(npairs):
-        title += f" ({int(npairs)} replication pairs, common random numbers)"
+        title += f"\n({int(npairs)} replication pairs with common random numbers; 95% intervals)"
     ax.set_title(title, fontsize="medium")
     handles = [Line2D([], [], color="0.3", lw=3, marker="o", mfc="0.3", label="paired 95% CI excludes 0 (*)"),
                Line2D([], [], color="0.3", lw=3, marker="o", mfc="white", label="paired 95% CI includes 0")]
     if "unpaired_ci_low" in rows:
         handles.append(Line2D([], [], color="0.6", lw=1.2, label="unpaired (Welch) 95% CI"))
+    if clipped:
+        handles.append(Line2D([], [], color="0.3", marker=">", lw=0, label="interval continues beyond the axis"))
     if many:
         handles += [Line2D([], [], color=colours[s], lw=3, label=s) for s in scenarios]
     ax.legend(handles=handles, fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.14 if n > 3 else -0.3),
@@ -438,7 +462,7 @@ def resolution_ecdf(incidents_df: Results | pd.DataFrame, by: str = "first_chann
         if d["hours"].min() < h < d["hours"].max():
             ax.axvline(h, color="0.5", lw=0.8, ls=":")
             ax.annotate(txt, xy=(h, 0.02), xytext=(3, 0), textcoords="offset points", fontsize="x-small",
-                        color="0.4")
+                        color="0.4", rotation=90, va="bottom")
     ax.axhline(0.5, color="0.5", lw=0.8, ls=":")
     ax.set_ylim(0, 1.01)
     ax.yaxis.set_major_formatter(ticker.PercentFormatter(xmax=1.0))
@@ -449,7 +473,7 @@ def resolution_ecdf(incidents_df: Results | pd.DataFrame, by: str = "first_chann
     ax.set_title(f"Time to resolution by {_BY_TEXT.get(by, by) if by else 'all incidents'}{pooled}",
                  fontsize="medium")
     ax.legend(title=_BY_TEXT.get(by, by) if by else None, fontsize="small", title_fontsize="small",
-              loc="lower right")
+              loc="upper left")
     return ax
 
 
@@ -515,7 +539,17 @@ def city_map(cells_df: Results | pd.DataFrame, value: str = "perceived_safety", 
         cm = mpl.colormaps[cmap].copy()
     cm.set_bad("0.85")
     ax = _ax(ax, (7.0, 6.2))
-    im = ax.imshow(arr, origin="upper", cmap=cm, interpolation="nearest",
+    # robust colour range: a few extreme cells must not wash out the rest (arrows on the bar)
+    finite = arr[np.isfinite(arr)]
+    vmin = vmax = None
+    extend = "neither"
+    if finite.size and value != "urban":
+        lo, hi = np.percentile(finite, [1, 99])
+        if lo > finite.min():
+            vmin, extend = lo, "min"
+        if hi < finite.max():
+            vmax, extend = hi, ("both" if extend == "min" else "max")
+    im = ax.imshow(arr, origin="upper", cmap=cm, interpolation="nearest", vmin=vmin, vmax=vmax,
                    extent=(-0.5, w - 0.5, h - 0.5, -0.5))
     levels: list[str] = [] if boundaries is None else ([boundaries] if isinstance(boundaries, str) else list(boundaries))
     handles = []
@@ -532,7 +566,9 @@ def city_map(cells_df: Results | pd.DataFrame, value: str = "perceived_safety", 
         segs = _boundary_segments(lab)
         if len(segs):
             ax.add_collection(LineCollection(segs, colors=colour, linewidths=lw, alpha=0.85, capstyle="round"))
-        handles.append(Line2D([], [], color=colour, lw=lw, label=f"{text} boundary ({int(cells[lv].nunique())} {text}s)"))
+            k = int(cells[lv].nunique())
+            plural = text[:-1] + "ies" if text.endswith("y") else text + "s"
+            handles.append(Line2D([], [], color=colour, lw=lw, label=f"{text} boundaries ({k} {plural})"))
     ax.add_patch(__import__("matplotlib.patches", fromlist=["Rectangle"]).Rectangle(
         (-0.5, -0.5), w, h, fill=False, lw=1.2, ec="black"))
     ax.set_xlim(-0.5, w - 0.5)
@@ -542,9 +578,10 @@ def city_map(cells_df: Results | pd.DataFrame, value: str = "perceived_safety", 
     size = f"cells of {cell_km * 1000:.0f} m" if cell_km else "cells"
     ax.set_xlabel(f"x ({size}; west → east)")
     ax.set_ylabel(f"y ({size}; north → south)")
-    label, unit = _info(value)
-    cb = ax.figure.colorbar(im, ax=ax, shrink=0.85, pad=0.02)
-    cb.set_label(axis_label(value))
+    label, unit = CELL_INFO.get(value) or _info(value)
+    cb = ax.figure.colorbar(im, ax=ax, shrink=0.85, pad=0.02, extend=extend)
+    u = _unit_text(unit)
+    cb.set_label(f"{label} ({u})" if u else label)
     _format_axis(cb.ax.yaxis, unit)
     ax.set_title(f"{label} by cell (synthetic city)", fontsize="medium")
     if handles:
@@ -767,8 +804,8 @@ def sensitivity_bars(frame: pd.DataFrame, ax: Axes | None = None, outcome: str |
     ax.set_ylabel("Factor" if not multi else "Outcome / factor")
     ax.legend(handles=handles, loc="lower right", fontsize="small")
     if notes:
-        ax.text(0, -0.08, "Undefined: " + "; ".join(sorted(set(notes)))[:300], transform=ax.transAxes,
-                fontsize="xx-small", color="0.35", va="top", wrap=True)
+        ax.annotate("Undefined: " + "; ".join(sorted(set(notes)))[:240], xy=(0, 0), xycoords="axes fraction",
+                    xytext=(0, -34), textcoords="offset points", fontsize="xx-small", color="0.35", va="top")
     return ax
 
 
@@ -810,8 +847,9 @@ def attribution_waterfall(attribution_df: pd.DataFrame, outcome: str, ax: Axes |
         ax.bar(i, v, bottom=cum, color=c_up if v >= 0 else c_down, width=0.62, zorder=2)
         ax.plot([i - 1 + 0.31, i - 0.31], [cum, cum], color="0.4", lw=0.8, zorder=1)
         whisk.append((i, cum + r.get("ci_low", np.nan), cum + r.get("ci_high", np.nan)))
-        ax.annotate(_signed(v, unit), xy=(i, cum + v), xytext=(0, 4 if v >= 0 else -4), textcoords="offset points",
-                    ha="center", va="bottom" if v >= 0 else "top", fontsize="x-small")
+        ax.annotate(_signed(v, unit), xy=(i + 0.06, cum + v / 2), xytext=(3, 0), textcoords="offset points",
+                    ha="left", va="center", fontsize="x-small",
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
         cum += v
         tops.append(cum)
     ax.plot([n - 2 + 0.31, n - 1 - 0.31], [cum, cum], color="0.4", lw=0.8, zorder=1)
@@ -824,8 +862,9 @@ def attribution_waterfall(attribution_df: pd.DataFrame, outcome: str, ax: Axes |
             ax.errorbar([x], [(lo + hi) / 2], yerr=[[(hi - lo) / 2]], fmt="none", ecolor="black", capsize=4,
                         lw=1.1, zorder=4)
     for x, v in ((0, float(before["value"])), (n - 1, a)):
-        ax.annotate(_fmt_value(v, unit), xy=(x, v), xytext=(0, 4), textcoords="offset points", ha="center",
-                    va="bottom", fontsize="x-small", fontweight="bold")
+        ax.annotate(_fmt_value(v, unit), xy=(x + 0.06, v), xytext=(3, -3), textcoords="offset points", ha="left",
+                    va="top", fontsize="x-small",
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
     # zoom so that the levers' steps are visible; say so when the axis does not start at 0
     lows = [w[1] for w in whisk if np.isfinite(w[1])] + tops
     highs = [w[2] for w in whisk if np.isfinite(w[2])] + tops
@@ -834,7 +873,8 @@ def attribution_waterfall(attribution_df: pd.DataFrame, outcome: str, ax: Axes |
     bottom = lo - pad
     if lo > 0 and bottom > 0 and (hi - lo) < 0.5 * hi:
         ax.set_ylim(bottom, hi + pad)
-        ax.text(0.0, 1.01, "y axis does not start at 0", transform=ax.transAxes, fontsize="x-small", color="0.4")
+        ax.text(0.01, 0.01, "y axis does not start at 0", transform=ax.transAxes, fontsize="x-small", color="0.4",
+                va="bottom")
     else:
         ax.set_ylim(min(0, bottom), max(0, hi + pad))
     names = ["before\n(all levers off)", *[str(s) for s in levers["lever"]], "after\n(all levers on)"]
@@ -1004,8 +1044,14 @@ def draw(results: Results, kind: str, outcome: str | None = None) -> tuple[Figur
             k = len(factors)
             fig = Figure(figsize=(min(5.2 * k, 16), 4.6), layout="constrained")
             axes = np.atleast_1d(fig.subplots(1, k, sharey=True))
-            for a, f in zip(axes, factors, strict=True):
+            for i, (a, f) in enumerate(zip(axes, factors, strict=True)):
                 factor_response(results, f, what, ax=a)
+                if k > 1:
+                    a.set_title(f, fontsize="medium")
+                    if i and a.get_legend() is not None:
+                        a.get_legend().remove()
+            if k > 1:
+                fig.suptitle(f"{_info(what)[0]} against each factor (dots: runs; other factors averaged)")
             ax = axes[0]
         elif kind == "sensitivity":
             frame = _sensitivity_frame(results)

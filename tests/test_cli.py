@@ -58,3 +58,26 @@ def test_console_script_is_installed():
     from pathlib import Path
     exe = Path(sys.executable).parent / "govsim"
     assert exe.exists() or proc.stdout.strip()
+
+
+def test_compare_prints_paired_table_and_writes_csv(tmp_path):
+    out = tmp_path / "cmp"
+    proc = subprocess.run([sys.executable, "-m", "sim", "compare", "default", "district_pre_reform",
+                           "--reps", "3", "--days", "25", "--warmup", "5", "--workers", "2",
+                           "--out", str(out), *SMALL], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "Scenario comparison" in proc.stdout and "(baseline)" in proc.stdout
+    table = pd.read_csv(out / "comparison.csv")
+    assert set(table["scenario"]) == {"default", "district_pre_reform"}
+    runs = load(out).runs
+    # replication i shares its seed across the two scenarios (common random numbers)
+    seeds = runs.pivot(index="replication", columns="scenario", values="spawn_key")
+    assert (seeds["default"] == seeds["district_pre_reform"]).all()
+
+
+def test_compare_rejects_unknown_baseline(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "sim", "compare", "default", "district_pre_reform",
+                           "--baseline", "nope", "--out", str(tmp_path / "x")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--baseline" in proc.stderr
+    assert not (tmp_path / "x").exists()
