@@ -9,8 +9,10 @@ something happens to them and its cost grows with events, not residents x days.
 
 Grid workers, officers and volunteers are few enough to be ordinary Mesa agents, created at
 start-up. Their daily movements are drawn in bulk by :mod:`sim.channels` (one vectorised draw
-per role per day), and each agent's view (``agent.cell``, ``agent.visits_today``, hours) reads
-those arrays.
+per role per day), and each agent's view (``agent.cell``, a grid worker's hours and workload)
+reads those arrays. Volunteers' visits are drawn per grid (community volunteers), per beat
+(volunteer police) and city-wide (riders) from their counts; the agents record who and where
+they are.
 """
 
 from __future__ import annotations
@@ -265,7 +267,13 @@ class GridWorker(mesa.Agent):
         super().__init__(model)
         self.grid = int(grid)
         self.hours_budget = float(model.config.grid_workers.hours_per_day)
-        self.cell = int(model.city.grid_cells[model.city.grid_cell_ptr[self.grid]])
+        self._home_cell = int(model.city.grid_cells[model.city.grid_cell_ptr[self.grid]])
+
+    @property
+    def cell(self) -> int:
+        """The cell of the grid's last patrol visit (the grid's first cell before any)."""
+        c = int(self.model.patrols.worker_last_cell[self.grid])
+        return c if c >= 0 else self._home_cell
 
     def _share(self, arr: np.ndarray) -> float:
         return float(arr[self.grid]) / max(1, self.model.config.grid_workers.per_grid)
@@ -297,7 +305,11 @@ class PoliceOfficer(mesa.Agent):
         self.beat = int(beat)
         self.county = int(county)
         self.strategy = model.config.police.strategy
-        self.cell = -1  # last visited cell, updated by the day's patrol draw
+
+    @property
+    def cell(self) -> int:
+        """The cell of the beat's last patrol visit (-1 before any)."""
+        return int(self.model.patrols.beat_last_cell[self.beat])
 
 
 class Volunteer(mesa.Agent):
@@ -316,5 +328,3 @@ class Volunteer(mesa.Agent):
         super().__init__(model)
         self.kind = kind
         self.home_cell = int(home_cell)
-        self.cell = int(home_cell)
-        self.reports_made = 0

@@ -21,6 +21,7 @@ lay those results out.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -249,7 +250,8 @@ class ExplorerModel(mesa.Model):
 
 # --------------------------------------------------------------------------- map layers
 MAX_BLOCKS_PER_SIDE = 64     # the coloured layer has at most 64 x 64 blocks (< Altair's 5000 rows)
-MAX_MARKERS_PER_ROLE = 300   # staff markers per role; more agents: one marker stands for several
+# staff markers per role at most; with more agents one marker stands for several
+MAX_MARKERS = {"grid worker": 400, "police officer": 400, "volunteer": 120, "rider": 120}
 MAX_INCIDENT_MARKERS = 2000
 
 LAYERS = {
@@ -264,6 +266,82 @@ ROLE_NAMES = ("grid worker", "police officer", "volunteer", "rider")
 ROLE_COLOURS = ("#1a9850", "#08306b", "#c51b7d", "#8c510a")
 ROLE_SHAPES = ("triangle-up", "square", "circle", "diamond")
 RUN_COLOURS = ("#1f77b4", "#d62728")
+
+
+def records(df: pd.DataFrame, digits: int = 4) -> list[dict[str, Any]]:
+    """Rows of a frame as JSON-ready dicts, built column-wise (pandas' ``to_dict`` costs ~0.1 s
+    per thousand rows; this is ~100x faster). Floats are rounded; NaN becomes null."""
+    cols = {}
+    for name in df.columns:
+        a = df[name].to_numpy()
+        if a.dtype.kind == "f":
+            a = np.round(a.astype(np.float64), digits)
+            vals = a.tolist()
+            if np.isnan(a).any():
+                vals = [None if v != v else v for v in vals]
+        elif a.dtype.kind in "iub":
+            vals = a.tolist()
+        else:
+            vals = [None if (isinstance(v, float) and v != v) else v for v in a.tolist()]
+        cols[str(name)] = vals
+    keys = list(cols)
+    return [dict(zip(keys, row, strict=True)) for row in zip(*cols.values(), strict=True)]
+
+
+class Figure:
+    """A Vega-Lite chart built with Altair whose data travel as named datasets of JSON text.
+
+    Three costs dominate when a chart is rebuilt every simulated day: Altair validates inline
+    data record by record (about a second for a map); it resolves each encoding against the
+    Vega-Lite schema (tens of ms per chart); and Solara's renderer walks every nested value of a
+    widget's arguments, so thousands of records as Python dicts cost hundreds of ms. Here the
+    chart refers to datasets by name, each dataset is one JSON string (Vega parses it in the
+    browser), and the spec without data (the "skeleton") is cached under ``key``: on a new day
+    only the data strings are rebuilt. ``key`` must hold everything the chart's structure
+    depends on (labels, sizes, switches), never data.
+    """
+
+    _cache: dict[Any, dict[str, Any]] = {}
+    _CACHE_SIZE = 512
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+        self.datasets: dict[str, str] = {}
+        self.chart: alt.TopLevelMixin | None = None
+
+    def data(self, df: pd.DataFrame | list[dict[str, Any]], digits: int = 4) -> alt.NamedData:
+        """Register a dataset; returns the reference the chart uses."""
+        name = f"govsim_{len(self.datasets)}"  # not "data_N": Vega-Lite names its own sources so
+        if isinstance(df, list):
+            text = json.dumps(df, allow_nan=False)
+        else:
+            text = df.to_json(orient="records", double_precision=digits)
+        self.datasets[name] = text
+        return alt.NamedData(name=name, format=alt.DataFormat(type="json"))
+
+    def frame(self, name: str) -> pd.DataFrame:
+        """A dataset back as a frame (for tests)."""
+        return pd.DataFrame(json.loads(self.datasets[name]))
+
+    def build(self, make) -> None:
+        """Build the chart with ``make()`` unless a skeleton for this key is cached."""
+        if self.key not in Figure._cache:
+            self.chart = make()
+
+    def spec(self) -> dict[str, Any]:
+        """The Vega-Lite spec, data included."""
+        skel = Figure._cache.get(self.key)
+        if skel is None:
+            skel = self.chart.to_dict(validate=False)
+            skel.pop("datasets", None)
+            if len(Figure._cache) >= Figure._CACHE_SIZE:
+                Figure._cache.clear()
+            Figure._cache[self.key] = skel
+        out = dict(skel)
+        # the page loads Vega-Lite 5 (solara's VegaLite widget); Altair writes the v6 schema URL
+        out["$schema"] = "https://vega.github.io/schema/vega-lite/v5.json"
+        out["datasets"] = dict(self.datasets)
+        return out
 
 
 def block_factor(width: int, height: int, max_side: int = MAX_BLOCKS_PER_SIDE) -> int:
@@ -454,7 +532,8 @@ def map_data(run: Run, layer: str = "density") -> MapData:
     if f == 1:
         block = vals.reshape(city.height, w)
     elif layer == "density":
-        block = _blocks(city.population, w, city.height, f, "sum") / (f * f * city.cell_km**2)
+        n_cells = _blocks(np.ones(city.n_cells), w, city.height, f, "sum")
+        block = _blocks(city.population, w, city.height, f, "sum") / (n_cells * city.cell_km**2)
     elif layer == "safety":
         block = _blocks(vals, w, city.height, f, "wmean", weights=model.residents.per_cell.astype(float))
     else:
@@ -492,7 +571,7 @@ def map_data(run: Run, layer: str = "density") -> MapData:
     scale: dict[str, int] = {}
 
     def add(role: str, cells_: np.ndarray, ids: np.ndarray) -> None:
-        k = max(1, math.ceil(len(cells_) / MAX_MARKERS_PER_ROLE))
+        k = max(1, math.ceil(len(cells_) / MAX_MARKERS[role]))
         scale[role] = k
         cells_, ids = cells_[::k], ids[::k]
         if len(cells_) == 0:
@@ -552,30 +631,58 @@ def _rider_cells(model: GovernanceModel, s: dict[str, Any]) -> np.ndarray:
 # --------------------------------------------------------------------------- map chart
 def map_chart(data: list[MapData], show_incidents: bool = True, show_staff: bool = True,
               show_boundaries: bool = True, selected: tuple[int, int] | None = None,
-              size: int = 520) -> alt.TopLevelMixin:
+              size: int = 520) -> Figure:
     """One map per run, side by side with a shared colour scale (so two scenarios read alike).
 
     ``selected`` = (run index, grid) outlines that grid."""
     layer = data[0].layer
     title, unit = LAYERS[layer]
-    maps = []
+    key = ("map", layer, show_incidents, show_staff, show_boundaries, size,
+           tuple((d.run, d.width, d.height, d.factor, tuple(sorted(d.role_scale.items())),
+                  len(d.incidents) > 0, len(d.staff) > 0,
+                  selected is not None and selected[0] == k) for k, d in enumerate(data)))
+    fig = Figure(key)
+    refs = []
     for k, d in enumerate(data):
+        r = {"cells": fig.data(d.cells[["x", "y", "value", "grid"]]),
+             "grids": fig.data(d.grids[["grid", "population", "worker_utilisation", "open_incidents",
+                                        "open_reported", "open_latent", "perceived_safety"]])}
+        if show_boundaries:
+            r["boundaries"] = fig.data(d.boundaries)
+        if show_incidents and len(d.incidents):
+            r["incidents"] = fig.data(d.incidents[["x", "y", "category", "state"]], 3)
+        if show_staff and len(d.staff):
+            labels = {role: _role_label(role, d.role_scale.get(role, 1)) for role in ROLE_NAMES}
+            r["staff"] = fig.data(pd.DataFrame({"x": d.staff["x"], "y": d.staff["y"],
+                                                "who": d.staff["role"].map(labels)}), 3)
+        if selected is not None and selected[0] == k:
+            box = _grid_box(d, selected[1])
+            r["selected"] = fig.data([box] if box else [])
+        refs.append(r)
+    fig.build(lambda: _map_spec(data, refs, title, unit, size))
+    return fig
+
+
+def _map_spec(data: list[MapData], refs: list[dict[str, Any]], title: str, unit: str, size: int):
+    layer = data[0].layer
+    grid_fields = ["population", "worker_utilisation", "open_incidents", "open_reported",
+                   "open_latent", "perceived_safety"]
+    maps = []
+    for k, (d, r) in enumerate(zip(data, refs, strict=True)):
         px = size / max(d.width, d.height)
         xs = alt.Scale(domain=[0, d.width], nice=False, zero=False)
         ys = alt.Scale(domain=[0, d.height], nice=False, zero=False, reverse=True)
         noax = alt.Axis(labels=False, ticks=False, title=None, grid=False, domain=False)
-        cells = d.cells.merge(d.grids, on="grid", how="left")
-        cells["run"] = k
-        cells["worker_utilisation"] = cells["worker_utilisation"].round(3)
-        cells["perceived_safety"] = cells["perceived_safety"].round(3)
-        cells["value"] = cells["value"].round(3)
-        colour = alt.Color("value:Q", title=f"{title} ({unit})",
-                           scale=_layer_scale(layer),
-                           legend=alt.Legend(orient="bottom", gradientLength=max(160, size // 2)) if k == 0 else None)
-        base = alt.Chart(cells).mark_rect(stroke=None).encode(
-            x=alt.X("x:Q", scale=xs, axis=noax), x2="x2:Q",
-            y=alt.Y("y:Q", scale=ys, axis=noax), y2="y2:Q",
-            color=colour,
+        x = alt.X("x:Q", scale=xs, axis=noax)
+        y = alt.Y("y:Q", scale=ys, axis=noax)
+        first = k == 0
+        colour = alt.Color("value:Q", title=f"{title} ({unit})", scale=_layer_scale(layer),
+                           legend=alt.Legend(orient="right", gradientLength=140, format="~s",
+                                             tickCount=4) if first else None)
+        layers = [alt.Chart(r["cells"]).transform_lookup(
+            lookup="grid", from_=alt.LookupData(r["grids"], key="grid", fields=grid_fields),
+        ).transform_calculate(x2="datum.x + 1", y2="datum.y + 1", run=str(k)).mark_rect().encode(
+            x=x, x2="x2:Q", y=y, y2="y2:Q", color=colour,
             tooltip=[
                 alt.Tooltip("grid:Q", title="Grid"),
                 alt.Tooltip("population:Q", title="Population", format=","),
@@ -585,54 +692,45 @@ def map_chart(data: list[MapData], show_incidents: bool = True, show_staff: bool
                 alt.Tooltip("open_latent:Q", title="  not yet found"),
                 alt.Tooltip("perceived_safety:Q", title="Perceived safety (0-1)", format=".2f"),
                 alt.Tooltip("value:Q", title=f"{title} here", format=",.2f"),
-            ],
-        )
-        layers = [base]
-        if show_boundaries and len(d.boundaries):
-            layers.append(alt.Chart(d.boundaries).mark_rule(color="#333333", strokeWidth=0.8, opacity=0.75)
-                          .encode(x=alt.X("x:Q", scale=xs, axis=noax), y=alt.Y("y:Q", scale=ys, axis=noax),
-                                  x2="x2:Q", y2="y2:Q"))
-        if show_incidents and len(d.incidents):
-            layers.append(alt.Chart(d.incidents).mark_point(filled=True, size=max(18, min(60, px * px * 0.35)),
-                                                            stroke="white", strokeWidth=0.4, opacity=0.95)
-                          .encode(x=alt.X("x:Q", scale=xs, axis=noax), y=alt.Y("y:Q", scale=ys, axis=noax),
-                                  shape=alt.Shape("category:N", title="Open incident (category)",
-                                                  scale=alt.Scale(domain=list(CATEGORIES), range=list(CATEGORY_SHAPES)),
-                                                  legend=alt.Legend(orient="bottom", columns=3) if k == 0 else None),
-                                  fill=alt.Fill("state:N", title="Incident state",
-                                                scale=alt.Scale(domain=list(STATE_LABELS), range=list(STATE_COLOURS)),
-                                                legend=alt.Legend(orient="bottom", columns=2) if k == 0 else None),
-                                  tooltip=[alt.Tooltip("category:N", title="Incident"),
-                                           alt.Tooltip("state:N", title="State")]))
-        if show_staff and len(d.staff):
-            staff = d.staff.copy()
-            staff["who"] = staff["role"].map(lambda r, sc=d.role_scale: _role_label(r, sc.get(r, 1)))
-            domain = [_role_label(r, d.role_scale.get(r, 1)) for r in ROLE_NAMES]
-            layers.append(alt.Chart(staff).mark_point(filled=False, size=max(16, min(46, px * px * 0.3)),
-                                                      strokeWidth=1.4, opacity=0.9)
-                          .encode(x=alt.X("x:Q", scale=xs, axis=noax), y=alt.Y("y:Q", scale=ys, axis=noax),
-                                  stroke=alt.Stroke("who:N", title="Staff (today's position)",
-                                                    scale=alt.Scale(domain=domain, range=list(ROLE_COLOURS)),
-                                                    legend=alt.Legend(orient="bottom", columns=2) if k == 0 else None),
-                                  shape=alt.Shape("who:N", scale=alt.Scale(domain=domain, range=list(ROLE_SHAPES)),
-                                                  legend=None),
-                                  tooltip=[alt.Tooltip("who:N", title="Staff")]))
-        if selected is not None and selected[0] == k and 0 <= selected[1] < len(d.grids):
-            box = _grid_box(d, selected[1])
-            if box is not None:
-                layers.append(alt.Chart(pd.DataFrame([box])).mark_rect(fill=None, stroke="#ffd700", strokeWidth=3)
-                              .encode(x=alt.X("x:Q", scale=xs, axis=noax), x2="x2:Q",
-                                      y=alt.Y("y:Q", scale=ys, axis=noax), y2="y2:Q"))
-        cell_note = "" if d.factor == 1 else f", 1 square = {d.factor}x{d.factor} cells"
-        shown = "" if d.incidents_shown == d.incidents_open else f" (showing {d.incidents_shown:,})"
-        chart = (alt.layer(*layers)
-                 .resolve_scale(shape="independent", fill="independent", stroke="independent")
-                 .properties(width=size, height=size * d.height / d.width,
-                             title=alt.TitleParams(d.run, subtitle=f"day {d.day}: {d.incidents_open:,} open incidents"
-                                                   f"{shown}{cell_note}", anchor="start")))
-        maps.append(chart)
+            ])]
+        if "boundaries" in r:
+            layers.append(alt.Chart(r["boundaries"]).mark_rule(color="#333333", strokeWidth=0.8, opacity=0.75)
+                          .encode(x=x, y=y, x2="x2:Q", y2="y2:Q"))
+        if "incidents" in r:
+            layers.append(alt.Chart(r["incidents"]).mark_point(
+                filled=True, size=max(18, min(60, px * px * 0.35)), stroke="white", strokeWidth=0.4, opacity=0.95,
+            ).encode(
+                x=x, y=y,
+                shape=alt.Shape("category:N", title="Open incident (category)",
+                                scale=alt.Scale(domain=list(CATEGORIES), range=list(CATEGORY_SHAPES)),
+                                legend=alt.Legend(orient="right") if first else None),
+                fill=alt.Fill("state:N", title="Incident state",
+                              scale=alt.Scale(domain=list(STATE_LABELS), range=list(STATE_COLOURS)),
+                              legend=alt.Legend(orient="right") if first else None),
+                tooltip=[alt.Tooltip("category:N", title="Incident"), alt.Tooltip("state:N", title="State")]))
+        if "staff" in r:
+            domain = [_role_label(role, d.role_scale.get(role, 1)) for role in ROLE_NAMES]
+            staff_legend = alt.Legend(orient="right") if first else None
+            layers.append(alt.Chart(r["staff"]).mark_point(
+                filled=False, size=max(16, min(46, px * px * 0.3)), strokeWidth=1.4, opacity=0.9,
+            ).encode(
+                x=x, y=y,
+                stroke=alt.Stroke("who:N", title="Staff (today's position)",
+                                  scale=alt.Scale(domain=domain, range=list(ROLE_COLOURS)), legend=staff_legend),
+                shape=alt.Shape("who:N", title="Staff (today's position)",
+                                scale=alt.Scale(domain=domain, range=list(ROLE_SHAPES)), legend=staff_legend),
+                tooltip=[alt.Tooltip("who:N", title="Staff")]))
+        if "selected" in r:
+            layers.append(alt.Chart(r["selected"]).mark_rect(fill=None, stroke="#ffd700", strokeWidth=3)
+                          .encode(x=x, x2="x2:Q", y=y, y2="y2:Q"))
+        note = "" if d.factor == 1 else f"1 square = {d.factor} x {d.factor} cells"
+        maps.append(alt.layer(*layers)
+                    .resolve_scale(shape="independent", fill="independent", stroke="independent")
+                    .properties(width=size, height=size * d.height / d.width,
+                                title=alt.TitleParams(d.run, subtitle=note, anchor="start")))
     out = maps[0] if len(maps) == 1 else alt.hconcat(*maps, spacing=18).resolve_scale(color="shared")
-    return out.configure_view(stroke="#999999").configure_legend(labelLimit=260, titleLimit=320, symbolLimit=40)
+    return out.configure_view(stroke="#999999").configure_legend(labelLimit=220, titleLimit=220, symbolLimit=40,
+                                                                 rowPadding=1, titlePadding=3, padding=2)
 
 
 def _role_label(role: str, k: int) -> str:
@@ -682,89 +780,124 @@ def series(model: ExplorerModel) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _day_key(df: pd.DataFrame) -> int:
+    """The part of a chart's key that the day axis depends on (ticks differ up to day 10)."""
+    return min(11, int(df["day"].max())) if len(df) else 0
+
+
+def _labels(model: ExplorerModel) -> tuple[str, ...]:
+    return tuple(r.label for r in model.runs)
+
+
 def _run_colour(model: ExplorerModel) -> alt.Scale:
-    return alt.Scale(domain=[r.label for r in model.runs], range=list(RUN_COLOURS[: len(model.runs)]))
+    return alt.Scale(domain=list(_labels(model)), range=list(RUN_COLOURS[: len(model.runs)]))
 
 
-def _empty(title: str, width: int, height: int, note: str = "Press Step or ▶ to run the model") -> alt.Chart:
-    return (alt.Chart(pd.DataFrame({"t": [note]})).mark_text(fontSize=13, color="#666666")
-            .encode(text="t:N").properties(title=title, width=width, height=height))
+def _empty(title: Any, width: int, height: int, note: str = "Press Step or ▶ to run the model") -> Figure:
+    fig = Figure(("empty", repr(title), width, height, note))
+    ref = fig.data([{"t": note}])
+    fig.build(lambda: alt.Chart(ref).mark_text(fontSize=13, color="#666666")
+              .encode(text="t:N").properties(title=title, width=width, height=height))
+    return fig
 
 
 CHART_W, CHART_H = 380, 190
 
 
-def rates_chart(model: ExplorerModel, df: pd.DataFrame | None = None) -> alt.TopLevelMixin:
+def _day_axis(df: pd.DataFrame) -> alt.X:
+    """Days as whole numbers (in the first days, one tick per day)."""
+    days = int(df["day"].max()) if len(df) else 1
+    values = list(range(1, days + 1)) if days <= 10 else alt.Undefined
+    return alt.X("day:Q", title="Day", axis=alt.Axis(format="d", values=values))
+MEASURES = {"closure_rate": "closed officially", "resolution_rate": "truly resolved"}
+
+
+def rates_chart(model: ExplorerModel, df: pd.DataFrame | None = None) -> Figure:
     """Official closure rate and true resolution rate (share of recorded cases), per run."""
     df = series(model) if df is None else df
     title = "Closure rate and true resolution rate"
     if df.empty:
         return _empty(title, CHART_W, CHART_H)
-    long = df.melt(id_vars=["run", "day"], value_vars=["closure_rate", "resolution_rate"],
-                   var_name="measure", value_name="share")
-    long["measure"] = long["measure"].map({"closure_rate": "closed officially",
-                                           "resolution_rate": "truly resolved"})
-    enc = dict(x=alt.X("day:Q", title="Day"),
-               y=alt.Y("share:Q", title="Share of recorded cases", axis=alt.Axis(format="%"),
-                       scale=alt.Scale(zero=False)),
-               strokeDash=alt.StrokeDash("measure:N", title="Measure",
-                                         scale=alt.Scale(domain=["closed officially", "truly resolved"],
-                                                         range=[[1, 0], [5, 3]])),
-               tooltip=["run:N", "day:Q", "measure:N", alt.Tooltip("share:Q", format=".1%")])
-    enc["color"] = alt.Color("run:N", title="Scenario", scale=_run_colour(model))
-    return (alt.Chart(long).mark_line(strokeWidth=2).encode(**enc)
-            .properties(title=title, width=CHART_W, height=CHART_H))
+    fig = Figure(("rates", _labels(model), _day_key(df)))
+    long = df.melt(id_vars=["run", "day"], value_vars=list(MEASURES), var_name="measure", value_name="share")
+    long["measure"] = long["measure"].map(MEASURES)
+    ref = fig.data(long)
+    fig.build(lambda: alt.Chart(ref).mark_line(strokeWidth=2).encode(
+        x=_day_axis(df),
+        y=alt.Y("share:Q", title="Share of recorded cases", axis=alt.Axis(format="%"), scale=alt.Scale(zero=False)),
+        color=alt.Color("run:N", title="Scenario", scale=_run_colour(model)),
+        strokeDash=alt.StrokeDash("measure:N", title="Measure",
+                                  scale=alt.Scale(domain=list(MEASURES.values()), range=[[1, 0], [5, 3]])),
+        tooltip=["run:N", "day:Q", "measure:N", alt.Tooltip("share:Q", format=".1%")],
+    ).properties(title=title, width=CHART_W, height=CHART_H))
+    return fig
 
 
-def backlog_chart(model: ExplorerModel, df: pd.DataFrame | None = None) -> alt.TopLevelMixin:
+def backlog_chart(model: ExplorerModel, df: pd.DataFrame | None = None) -> Figure:
+    """Known cases not yet closed, per run."""
     df = series(model) if df is None else df
     title = "Backlog: reported cases not yet closed"
     if df.empty:
         return _empty(title, CHART_W, CHART_H)
-    return (alt.Chart(df).mark_line(strokeWidth=2).encode(
-        x=alt.X("day:Q", title="Day"), y=alt.Y("backlog:Q", title="Cases"),
+    fig = Figure(("backlog", _labels(model), _day_key(df)))
+    ref = fig.data(df[["run", "day", "backlog"]])
+    fig.build(lambda: alt.Chart(ref).mark_line(strokeWidth=2).encode(
+        x=_day_axis(df), y=alt.Y("backlog:Q", title="Cases"),
         color=alt.Color("run:N", title="Scenario", scale=_run_colour(model)),
-        tooltip=["run:N", "day:Q", "backlog:Q"])
-        .properties(title=title, width=CHART_W, height=CHART_H))
+        tooltip=["run:N", "day:Q", "backlog:Q"],
+    ).properties(title=title, width=CHART_W, height=CHART_H))
+    return fig
 
 
-def ttr_chart(model: ExplorerModel, df: pd.DataFrame | None = None) -> alt.TopLevelMixin:
+def ttr_chart(model: ExplorerModel, df: pd.DataFrame | None = None) -> Figure:
+    """Median time from report to true fix of the cases resolved in the last 7 days."""
     df = series(model) if df is None else df
     title = alt.TitleParams("Median time to resolution",
                             subtitle="report to true fix, cases resolved in the last 7 days")
     if df.empty:
         return _empty(title, CHART_W, CHART_H)
-    return (alt.Chart(df.dropna(subset=["ttr7_h"])).mark_line(strokeWidth=2, point=alt.OverlayMarkDef(size=12))
-            .encode(x=alt.X("day:Q", title="Day"), y=alt.Y("ttr7_h:Q", title="Hours"),
-                    color=alt.Color("run:N", title="Scenario", scale=_run_colour(model)),
-                    tooltip=["run:N", "day:Q", alt.Tooltip("ttr7_h:Q", title="hours", format=".1f")])
-            .properties(title=title, width=CHART_W, height=CHART_H))
+    fig = Figure(("ttr", _labels(model), _day_key(df)))
+    ref = fig.data(df[["run", "day", "ttr7_h"]].dropna(subset=["ttr7_h"]))
+    fig.build(lambda: alt.Chart(ref).mark_line(strokeWidth=2, point=alt.OverlayMarkDef(size=12)).encode(
+        x=_day_axis(df), y=alt.Y("ttr7_h:Q", title="Hours"),
+        color=alt.Color("run:N", title="Scenario", scale=_run_colour(model)),
+        tooltip=["run:N", "day:Q", alt.Tooltip("ttr7_h:Q", title="hours", format=".1f")],
+    ).properties(title=title, width=CHART_W, height=CHART_H))
+    return fig
 
 
-def channels_chart(model: ExplorerModel, df: pd.DataFrame | None = None) -> alt.TopLevelMixin:
+def channels_chart(model: ExplorerModel, df: pd.DataFrame | None = None) -> Figure:
     """Reports per day by channel, stacked (one panel per run in compare mode)."""
     df = series(model) if df is None else df
     title = "Reports by channel (per day, stacked)"
     if df.empty:
         return _empty(title, CHART_W, CHART_H)
-    cols = [f"reports_{c}" for c in CHANNELS]
-    long = df.melt(id_vars=["run", "day"], value_vars=cols, var_name="channel", value_name="reports")
+    fig = Figure(("channels", _labels(model), _day_key(df)))
+    long = df.melt(id_vars=["run", "day"], value_vars=[f"reports_{c}" for c in CHANNELS],
+                   var_name="channel", value_name="reports")
     long["channel"] = long["channel"].str.removeprefix("reports_").map(lambda c: CHANNEL_LABELS.get(c, c))
-    w = CHART_W if not model.compare else CHART_W // 2 - 10
-    chart = alt.Chart(long).mark_area().encode(
-        x=alt.X("day:Q", title="Day"),
-        y=alt.Y("reports:Q", title="Reports per day", stack="zero"),
-        color=alt.Color("channel:N", title="Channel", sort=[CHANNEL_LABELS[c] for c in CHANNELS],
-                        scale=alt.Scale(domain=[CHANNEL_LABELS[c] for c in CHANNELS], scheme="tableau10")),
-        order=alt.Order("channel:N"),
-        tooltip=["run:N", "day:Q", "channel:N", "reports:Q"],
-    ).properties(width=w, height=CHART_H)
-    if model.compare:
-        return chart.facet(column=alt.Column("run:N", title=None, sort=[r.label for r in model.runs])).properties(title=title)
-    return chart.properties(title=title)
+    ref = fig.data(long)
+
+    def make():
+        names = [CHANNEL_LABELS.get(c, c) for c in CHANNELS]
+        chart = alt.Chart(ref).mark_area().encode(
+            x=_day_axis(df),
+            y=alt.Y("reports:Q", title="Reports per day", stack="zero"),
+            color=alt.Color("channel:N", title="Channel", sort=names,
+                            scale=alt.Scale(domain=names, scheme="tableau10"),
+                            legend=alt.Legend(orient="bottom", columns=3, labelLimit=200)),
+            order=alt.Order("channel:N"),
+            tooltip=["run:N", "day:Q", "channel:N", "reports:Q"],
+        ).properties(width=CHART_W if not model.compare else CHART_W // 2 - 10, height=CHART_H)
+        if model.compare:
+            return chart.facet(column=alt.Column("run:N", title=None, sort=list(_labels(model))), title=title)
+        return chart.properties(title=title)
+
+    fig.build(make)
+    return fig
 
 
-def survey_chart(model: ExplorerModel, df: pd.DataFrame | None = None) -> alt.TopLevelMixin:
+def survey_chart(model: ExplorerModel, df: pd.DataFrame | None = None) -> Figure:
     """Survey waves (share feeling safe with the 95% interval) and the share of all residents
     who would answer "safe" (what the survey estimates)."""
     df = series(model) if df is None else df
@@ -774,26 +907,36 @@ def survey_chart(model: ExplorerModel, df: pd.DataFrame | None = None) -> alt.To
                                      "line: all residents (expected answer)")
     if df.empty:
         return _empty(title, CHART_W, CHART_H)
-    colour = alt.Color("run:N", title="Scenario", scale=_run_colour(model))
-    line = alt.Chart(df).mark_line(strokeWidth=1.2, opacity=0.6).encode(
-        x=alt.X("day:Q", title="Day"),
-        y=alt.Y("expected_safe:Q", title="Share feeling safe", axis=alt.Axis(format="%"),
-                scale=alt.Scale(zero=False)),
-        color=colour)
-    waves = df.dropna(subset=["survey_share_safe"])
-    layers = [line]
-    if len(waves):
-        layers.append(alt.Chart(waves).mark_rule(strokeWidth=2).encode(
-            x="day:Q", y="survey_ci_low:Q", y2="survey_ci_high:Q", color=colour))
-        layers.append(alt.Chart(waves).mark_point(filled=True, size=50).encode(
-            x="day:Q", y="survey_share_safe:Q", color=colour,
-            tooltip=["run:N", "day:Q", alt.Tooltip("survey_share_safe:Q", title="share safe", format=".1%"),
-                     alt.Tooltip("survey_ci_low:Q", title="95% CI low", format=".1%"),
-                     alt.Tooltip("survey_ci_high:Q", title="95% CI high", format=".1%")]))
-    else:
-        layers.append(alt.Chart(pd.DataFrame({"day": [df["day"].max() / 2], "t": [f"first survey wave on day {interval}"]}))
-                      .mark_text(color="#666666", dy=-20).encode(x="day:Q", text="t:N"))
-    return alt.layer(*layers).properties(title=title, width=CHART_W, height=CHART_H)
+    waves = df[["run", "day", "survey_share_safe", "survey_ci_low", "survey_ci_high"]].dropna(
+        subset=["survey_share_safe"])
+    lows = pd.concat([df["expected_safe"], waves["survey_ci_low"]]).dropna()
+    floor = max(0.0, math.floor((lows.min() if len(lows) else 0.9) * 20) / 20 - 0.05)
+    fig = Figure(("survey", _labels(model), interval, len(waves) > 0, floor, _day_key(df)))
+    line_ref = fig.data(df[["run", "day", "expected_safe"]])
+    wave_ref = fig.data(waves) if len(waves) else fig.data(
+        [{"day": float(df["day"].max()) / 2, "t": f"first survey wave on day {interval}"}])
+
+    def make():
+        colour = alt.Color("run:N", title="Scenario", scale=_run_colour(model))
+        layers = [alt.Chart(line_ref).mark_line(strokeWidth=1.2, opacity=0.6).encode(
+            x=_day_axis(df),
+            y=alt.Y("expected_safe:Q", title="Share feeling safe", axis=alt.Axis(format="%"),
+                    scale=alt.Scale(domain=[floor, 1.0])),
+            color=colour)]
+        if len(waves):
+            layers.append(alt.Chart(wave_ref).mark_rule(strokeWidth=2).encode(
+                x="day:Q", y="survey_ci_low:Q", y2="survey_ci_high:Q", color=colour))
+            layers.append(alt.Chart(wave_ref).mark_point(filled=True, size=50).encode(
+                x="day:Q", y="survey_share_safe:Q", color=colour,
+                tooltip=["run:N", "day:Q", alt.Tooltip("survey_share_safe:Q", title="share safe", format=".1%"),
+                         alt.Tooltip("survey_ci_low:Q", title="95% CI low", format=".1%"),
+                         alt.Tooltip("survey_ci_high:Q", title="95% CI high", format=".1%")]))
+        else:
+            layers.append(alt.Chart(wave_ref).mark_text(color="#666666", dy=-20).encode(x="day:Q", text="t:N"))
+        return alt.layer(*layers).properties(title=title, width=CHART_W, height=CHART_H)
+
+    fig.build(make)
+    return fig
 
 
 HEADLINES: tuple[tuple[str, str, str], ...] = (
@@ -854,19 +997,29 @@ def difference_series(model: ExplorerModel, df: pd.DataFrame | None = None) -> p
     return pd.concat(out, ignore_index=True)
 
 
-def difference_chart(model: ExplorerModel, df: pd.DataFrame | None = None) -> alt.TopLevelMixin:
+def difference_chart(model: ExplorerModel, df: pd.DataFrame | None = None) -> Figure:
+    """B - A per day for the headline outcomes, one small panel each."""
     title = "Difference B − A as it evolves"
     diff = difference_series(model, df)
     if diff.empty:
         return _empty(title, CHART_W, CHART_H, "Run the model to see the difference")
-    zero = alt.Chart(pd.DataFrame({"z": [0.0]})).mark_rule(color="#888888", strokeDash=[3, 3]).encode(y="z:Q")
-    line = alt.Chart().mark_line(strokeWidth=2, color="#6a3d9a").encode(
-        x=alt.X("day:Q", title="Day"), y=alt.Y("difference:Q", title=None),
-        tooltip=["day:Q", "outcome:N", alt.Tooltip("difference:Q", format="+.2f")])
-    return (alt.layer(zero, line, data=diff).properties(width=CHART_W // 2 - 12, height=CHART_H // 2 - 8)
-            .facet(facet=alt.Facet("outcome:N", title=None), columns=2)
-            .resolve_scale(y="independent")
-            .properties(title=alt.TitleParams(title, subtitle=f"B = {model.runs[1].label}, A = {model.runs[0].label}")))
+    labels = _labels(model)
+    fig = Figure(("difference", labels, _day_key(diff)))
+    ref = fig.data(diff)
+
+    def make():
+        zero = alt.Chart().mark_rule(color="#888888", strokeDash=[3, 3]).encode(y=alt.datum(0))
+        line = alt.Chart().mark_line(strokeWidth=2, color="#6a3d9a").encode(
+            x=_day_axis(diff), y=alt.Y("difference:Q", title=None),
+            tooltip=["day:Q", "outcome:N", alt.Tooltip("difference:Q", format="+.2f")])
+        return (alt.layer(zero, line, data=ref)
+                .properties(width=CHART_W // 2 - 12, height=CHART_H // 2 - 8)
+                .facet(facet=alt.Facet("outcome:N", title=None), columns=2,
+                       title=alt.TitleParams(title, subtitle=f"B = {labels[1]}, A = {labels[0]}"))
+                .resolve_scale(y="independent"))
+
+    fig.build(make)
+    return fig
 
 
 def _fmt(v: float, kind: str, diff: bool = False) -> str:
@@ -937,11 +1090,12 @@ def ScenarioPanel(model_r: solara.Reactive):
                       on_value=lambda v: apply_settings(model_r, s.with_scenario(v)))
         solara.InputInt("Seed", value=s.seed, continuous_update=False,
                         on_value=lambda v: v is not None and apply_settings(model_r, replace(s, seed=int(v))))
-        solara.Markdown("**Levers** (changing one rebuilds the model with the same seed)")
+        solara.HTML(tag="div", unsafe_innerHTML="<b>Levers</b> (a change rebuilds the model with the same seed)",
+                    style={"margin": "8px 0 2px 0"})
         for lv in LEVERS:
             if lv.kind == "bool":
-                solara.Checkbox(label=lv.label, value=bool(values[lv.key]), on_value=lever(lv.key),
-                                classes=[f"govsim-lever-{lv.key.replace('.', '-')}"])
+                with solara.Div(classes=[f"govsim-lever-{lv.key.replace('.', '-')}"]):
+                    solara.Checkbox(label=lv.label, value=bool(values[lv.key]), on_value=lever(lv.key))
             else:
                 solara.InputInt(lv.label, value=int(values[lv.key]), continuous_update=False,
                                 on_value=lever(lv.key), classes=[f"govsim-lever-{lv.key.replace('.', '-')}"])
@@ -987,7 +1141,22 @@ def StatusPanel(model: ExplorerModel):
                     solara.Text(f"last day simulated in {1000 * sum(last):.0f} ms",
                                 style={"color": "#777", "font-size": "12px"})
             solara.Text(f"Levers: {lever_txt}", classes=["govsim-levers"], style={"font-size": "13px"})
-            solara.DataFrame(headline_table(model), items_per_page=len(HEADLINES))
+            solara.HTML(tag="div", unsafe_innerHTML=_html_table(headline_table(model)),
+                        classes=["govsim-headlines"])
+
+
+def _html_table(df: pd.DataFrame) -> str:
+    """A small plain table (solara.Markdown would pull in extra browser libraries)."""
+    from html import escape
+
+    cell = "padding:2px 14px 2px 0;border-bottom:1px solid #e0e0e0"
+    head = "".join(f'<th style="{cell};text-align:{"left" if i == 0 else "right"}">{escape(str(c))}</th>'
+                   for i, c in enumerate(df.columns))
+    body = "".join("<tr>" + "".join(f'<td style="{cell};text-align:{"left" if i == 0 else "right"}">'
+                                    f"{escape(str(v))}</td>" for i, v in enumerate(r)) + "</tr>"
+                   for r in df.itertuples(index=False))
+    return (f'<table style="border-collapse:collapse;font-size:13px"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table>")
 
 
 def _lever_text(v: Any) -> str:
@@ -1011,15 +1180,29 @@ def MapPanel(model: ExplorerModel):
 
         with solara.Column(gap="4px", style={"padding": "4px 8px"}, classes=["govsim-map"]):
             with solara.Row(gap="16px", style={"align-items": "center", "flex-wrap": "wrap"}):
-                solara.ToggleButtonsSingle(value=map_layer, values=list(LAYERS),
-                                           on_value=map_layer.set, dense=True)
-                solara.Text(f"layer: {LAYERS[map_layer.value][0]}", style={"color": "#555"})
+                by_label = {title: key for key, (title, _) in LAYERS.items()}
+                solara.ToggleButtonsSingle(value=LAYERS[map_layer.value][0], values=list(by_label),
+                                           on_value=lambda v: map_layer.set(by_label[v]), dense=True,
+                                           classes=["govsim-layer"])
                 solara.Checkbox(label="incidents", value=show_incidents)
                 solara.Checkbox(label="staff", value=show_staff)
                 solara.Checkbox(label="grid boundaries", value=show_boundaries)
-            with solara.Row(gap="12px", style={"align-items": "flex-start"}):
-                solara.FigureAltair(chart, on_click=on_click)
+            solara.Text(" | ".join(_map_caption(d) for d in data), classes=["govsim-map-caption"],
+                        style={"font-size": "13px", "color": "#444"})
+            if model.compare:
+                VegaFigure(chart, on_click=on_click)
                 GridDetails(model)
+            else:
+                with solara.Row(gap="12px", style={"align-items": "flex-start"}):
+                    VegaFigure(chart, on_click=on_click)
+                    GridDetails(model)
+
+
+def _map_caption(d: MapData) -> str:
+    counts = d.incidents["state"].value_counts() if len(d.incidents) else {}
+    scale = d.incidents_open / max(1, d.incidents_shown)
+    parts = ", ".join(f"{round(counts.get(s, 0) * scale):,} {s}" for s in STATE_LABELS)
+    return f"{d.run}, day {d.day}: {d.incidents_open:,} open incidents ({parts})"
 
 
 @solara.component
@@ -1027,8 +1210,8 @@ def GridDetails(model: ExplorerModel):
     sel = selected_grid.value
     with solara.Column(style={"min-width": "220px", "max-width": "300px"}, classes=["govsim-grid-details"]):
         if sel is None or sel[0] >= len(model.runs):
-            solara.Markdown("**Grid details**  \nHover over a grid for its figures; click it to keep "
-                            "them here and outline it on the map.")
+            solara.HTML(tag="div", unsafe_innerHTML="<b>Grid details</b><br>Hover over a grid for its "
+                        "figures; click it to keep them here and outline it on the map.")
             return
         k, g = sel
         run = model.runs[k]
@@ -1037,19 +1220,29 @@ def GridDetails(model: ExplorerModel):
             return
         row = t.iloc[g]
         city = run.model.city
-        lines = [
-            f"**Grid {g}** ({run.label}, day {model.days})",
-            f"- population: {int(row.population):,}",
-            f"- area: {city.grid_area_km2[g]:.2f} km²",
-            f"- grid worker utilisation: {_fmt(row.worker_utilisation, 'share')}",
-            f"- open incidents: {int(row.open_incidents)} "
-            f"({int(row.open_reported)} reported, {int(row.open_latent)} not yet found)",
-            f"- unresolved backlog: {int(row.unresolved_backlog)}",
-            f"- perceived safety (mean, 0-1): "
-            f"{'–' if math.isnan(row.perceived_safety) else f'{row.perceived_safety:.2f}'}",
+        safety = "–" if math.isnan(row.perceived_safety) else f"{row.perceived_safety:.2f}"
+        items = [
+            f"population: {int(row.population):,}",
+            f"area: {city.grid_area_km2[g]:.2f} km²",
+            f"grid worker utilisation: {_fmt(row.worker_utilisation, 'share')}",
+            f"open incidents: {int(row.open_incidents)} ({int(row.open_reported)} reported, "
+            f"{int(row.open_latent)} not yet found)",
+            f"unresolved backlog: {int(row.unresolved_backlog)}",
+            f"perceived safety (mean, 0-1): {safety}",
         ]
-        solara.Markdown("\n".join(lines))
+        from html import escape
+
+        solara.HTML(tag="div", unsafe_innerHTML=f"<b>Grid {g}</b> ({escape(run.label)}, day {model.days})<ul>"
+                    + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>")
         solara.Button("clear", text=True, on_click=lambda: selected_grid.set(None))
+
+
+@solara.component
+def VegaFigure(fig: Figure, on_click=None):
+    """Show a :class:`Figure` with the widget ``solara.FigureAltair`` uses (the spec is built
+    without Altair's per-record validation; see :class:`Figure`)."""
+    return solara.widgets.VegaLite.element(spec=fig.spec(), on_click=on_click,
+                                           listen_to_click=on_click is not None)
 
 
 def _chart_component(name: str, builder):
@@ -1059,7 +1252,7 @@ def _chart_component(name: str, builder):
         with _timed(name):
             chart = builder(model)
             with solara.Div(classes=[f"govsim-chart-{name}"], style={"padding": "4px"}):
-                solara.FigureAltair(chart)
+                VegaFigure(chart)
     ChartPanel.__name__ = f"{name.title()}Chart"
     return ChartPanel
 
@@ -1077,12 +1270,13 @@ def ComparePanel(model: ExplorerModel):
     with _timed("compare"):
         with solara.Div(classes=["govsim-chart-compare"], style={"padding": "4px"}):
             if not model.compare:
-                solara.Markdown("**Compare mode is off.** Choose a scenario under *Compare with* in "
-                                "the sidebar: it runs in lockstep with the same seed (common random "
-                                "numbers), its map appears beside this one, its lines join the charts, "
-                                "and the difference of the headline outcomes is shown here.")
+                solara.HTML(tag="div", unsafe_innerHTML=(
+                    "<b>Compare mode is off.</b> Choose a scenario under <i>Compare with</i> in the "
+                    "sidebar: it runs in lockstep with the same seed (common random numbers), its map "
+                    "appears beside this one, its lines join the charts, and the difference of the "
+                    "headline outcomes is shown here as it evolves."), style={"padding": "8px"})
                 return
-            solara.FigureAltair(difference_chart(model))
+            VegaFigure(difference_chart(model))
 
 
 # (component, page, (x, y, w, h)) in SolaraViz's 12-column draggable grid (rows of 30 px).

@@ -147,9 +147,20 @@ class Patrols:
         self.beat_ptr = np.concatenate(
             [[0], np.cumsum(np.bincount(self.beat_of_cell, minlength=self.n_beats))]
         )
-        # Officers spread over beats in proportion to beat population (largest remainder).
         beat_pop = np.bincount(self.beat_of_cell, weights=city.population, minlength=self.n_beats)
-        self.officers_per_beat = _allocate(officers, beat_pop + 1e-9)
+        if cfg.fusion.enabled and officers >= self.n_beats:
+            # Fusion staffs every grid beat alike (Anyuan: an officer and an auxiliary per
+            # grid); officers left over go where people are.
+            even = officers // self.n_beats
+            self.officers_per_beat = even + _allocate(officers - even * self.n_beats, beat_pop + 1e-9)
+        else:
+            # Officers spread over beats in proportion to population (largest remainder).
+            self.officers_per_beat = _allocate(officers, beat_pop + 1e-9)
+        # Response travel: half the side of a square beat of the beat's area, at driving speed.
+        beat_area = np.bincount(self.beat_of_cell, minlength=self.n_beats) * city.cell_km**2
+        self.response_travel_days_of_cell = (
+            0.5 * np.sqrt(beat_area) / cfg.police.response_speed_kmh / 24.0
+        )[self.beat_of_cell]
         vp = cfg.volunteers
         self.vpolice_per_beat = _allocate(int(round(vp.volunteer_police)), beat_pop + 1e-9)
         self.beat_last_cell = np.full(self.n_beats, -1, dtype=np.int64)

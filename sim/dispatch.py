@@ -149,6 +149,12 @@ class Dispatcher:
         self.pending_reopen_t = np.zeros(0)
         self.pending_reopen_closed = np.zeros(0)
         self.clamped = 0
+        # party-member households' share per cell relative to the city's (capped at 1), for
+        # their help with mediation
+        res = model.residents
+        share = res.cell_mean(res.party_household.astype(np.float32))
+        overall = max(float(res.party_household.mean()) if res.n else 0.0, 1e-12)
+        self.party_share_rel = np.minimum(1.0, share / overall)
         self.day_stats: dict[str, float] = {}
 
     # ------------------------------------------------------------------ routing
@@ -201,6 +207,10 @@ class Dispatcher:
         cat = log.category[ids]
         service = draw_service_days(cat, self.speed[handler], self.model.cat, rng)
         cells = log.cell[ids]
+        # police attend in person: the officer's travel to the scene is part of the handling
+        police = handler == HD["police"]
+        if police.any():
+            service[police] += self.model.patrols.response_travel_days_of_cell[cells[police]]
         prio = -log.severity[ids].astype(np.float64)
         log.handler[ids] = handler
         pool_idx = np.empty(len(ids), dtype=np.int64)
@@ -261,6 +271,9 @@ class Dispatcher:
             if cfg.fusion.enabled:
                 joint = (cat == CAT["hazard"]) | (cat == CAT["public_safety"])
                 ps = np.minimum(1.0, ps + np.where(joint, cfg.fusion.joint_success_bonus, 0.0))
+            if hname == "mediation" and cfg.population.party_mediation_bonus > 0:
+                ps = np.minimum(1.0, ps + cfg.population.party_mediation_bonus
+                                * self.party_share_rel[log.cell[ids]])
             u = rng_outcome.random(len(ids))
             ok = u < ps
             paper = ~ok & (u < ps + (1 - ps) * cp.paper_close_prob[cat])

@@ -77,6 +77,8 @@ METRIC_INFO: dict[str, MetricInfo] = {
     "true_resolution_rate": _i("True resolution rate", "share", "Truly resolved / recorded"),
     "resolved_share_of_occurred": _i("Resolved share of occurred", "share"),
     "on_time_rate": _i("On-time closure rate", "share", "Closed within the category deadline"),
+    "public_safety_clearance": _i(
+        "Public-safety clearance", "share", "Public-safety incidents truly resolved / occurred"),
     "time_to_discovery_median_h": _i("Time to discovery, median", "hours"),
     "time_to_discovery_p90_h": _i("Time to discovery, P90", "hours"),
     "time_to_close_median_h": _i("Time to closure, median", "hours", "Report to official closure"),
@@ -251,6 +253,10 @@ def summarise(model: GovernanceModel, warmup_days: int = 0) -> dict[str, float]:
     out["true_resolution_rate"] = resolved_m.sum() / recorded if recorded else np.nan
     out["resolved_share_of_occurred"] = resolved_m.sum() / occurred if occurred else np.nan
     dt_close = (t_clo - t_rep)[closed_m]
+    ps = cat == CAT["public_safety"]
+    out["public_safety_clearance"] = (
+        float(resolved_m[ps].sum() / ps.sum()) if ps.any() else np.nan
+    )
     out["on_time_rate"] = (
         float((dt_close <= cp.deadline_days[cat[closed_m]]).mean()) if closed_m.any() else np.nan
     )

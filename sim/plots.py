@@ -244,7 +244,7 @@ def timeseries(results_or_df: Results | pd.DataFrame, outcome: str, by: str = "s
     sparse = df.groupby("run_id")[outcome].apply(lambda s: s.isna().mean()).mean() > 0.5
     label, unit = _info(outcome)
     ax = _ax(ax)
-    groups = list(dict.fromkeys(agg[by]))
+    groups = [g for g in dict.fromkeys(df[by]) if g in set(agg[by])]  # order of appearance
     colours = _palette(len(groups))
     max_runs = 0
     for g, colour in zip(groups, colours, strict=True):
@@ -508,7 +508,7 @@ def city_map(cells_df: Results | pd.DataFrame, value: str = "perceived_safety", 
         cmap: a colormap name (default: viridis for safety and trust, rocket for counts).
         cell_km: side of a cell in km for the axis labels (default: from the Results' scenario).
     """
-    import seaborn as sns
+    import seaborn as sns  # noqa: F401  (registers the rocket and mako colormaps)
 
     if _is_results(cells_df):
         cells = cells_df.cells
@@ -532,12 +532,9 @@ def city_map(cells_df: Results | pd.DataFrame, value: str = "perceived_safety", 
     arr[ys, xs] = cells[value].to_numpy(dtype=float)
     if cmap is None:
         cmap = "rocket_r" if value in _SEQUENTIAL_BAD else ("mako_r" if value == "population" else "viridis")
-    cm = sns.color_palette(cmap, as_cmap=True).copy() if cmap in ("rocket_r", "mako_r", "rocket", "mako") else None
-    if cm is None:
-        import matplotlib as mpl
+    import matplotlib as mpl
 
-        cm = mpl.colormaps[cmap].copy()
-    cm.set_bad("0.85")
+    cm = mpl.colormaps[cmap].with_extremes(bad="0.85")  # seaborn registers rocket and mako
     ax = _ax(ax, (7.0, 6.2))
     # robust colour range: a few extreme cells must not wash out the rest (arrows on the bar)
     finite = arr[np.isfinite(arr)]
@@ -575,6 +572,8 @@ def city_map(cells_df: Results | pd.DataFrame, value: str = "perceived_safety", 
     ax.set_ylim(h - 0.5, -0.5)
     ax.set_aspect("equal")
     ax.grid(False)
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     size = f"cells of {cell_km * 1000:.0f} m" if cell_km else "cells"
     ax.set_xlabel(f"x ({size}; west → east)")
     ax.set_ylabel(f"y ({size}; north → south)")
@@ -722,7 +721,17 @@ def sensitivity_bars(frame: pd.DataFrame, ax: Axes | None = None, outcome: str |
         df = df[df["outcome"] == outcome]
     if df.empty:
         raise ValueError("nothing to plot")
+    main = {"sobol": "ST", "morris": "mu_star", "src": "src"}[kind]
     outcomes = list(dict.fromkeys(df["outcome"]))
+    # outcomes with no defined index at all get no block, only a note (when others remain)
+    undefined = [o for o in outcomes if not df.loc[df["outcome"] == o, main].notna().any()]
+    skipped: list[str] = []
+    if len(undefined) < len(outcomes):
+        for o in undefined:
+            why = sorted({str(n) for n in df.loc[df["outcome"] == o, "note"] if str(n)}) if "note" in df else []
+            skipped.append(f"{_info(o)[0]}" + (f" ({why[0]})" if why else ""))
+        outcomes = [o for o in outcomes if o not in undefined]
+        df = df[df["outcome"].isin(outcomes)]
     multi = len(outcomes) > 1
     # rows: a header per outcome when there are several, then its factors
     ticks: list[tuple[float, str, bool]] = []
@@ -803,9 +812,18 @@ def sensitivity_bars(frame: pd.DataFrame, ax: Axes | None = None, outcome: str |
         ax.set_title(f"Standardised regression coefficients{title_scn}", fontsize="medium")
     ax.set_ylabel("Factor" if not multi else "Outcome / factor")
     ax.legend(handles=handles, loc="lower right", fontsize="small")
+    lines = []
+    if skipped:
+        lines.append("Not shown, no index defined: " + "; ".join(skipped))
     if notes:
-        ax.annotate("Undefined: " + "; ".join(sorted(set(notes)))[:240], xy=(0, 0), xycoords="axes fraction",
-                    xytext=(0, -34), textcoords="offset points", fontsize="xx-small", color="0.35", va="top")
+        lines.append("Undefined: " + "; ".join(sorted(set(notes))))
+    if lines:
+        import textwrap
+
+        text = "\n".join(textwrap.fill(t[:400], 120) for t in lines)
+        note = ax.annotate(text, xy=(0, 0), xycoords="axes fraction", xytext=(0, -36), textcoords="offset points",
+                           fontsize="xx-small", color="0.35", va="top")
+        note.set_in_layout(False)
     return ax
 
 
@@ -884,8 +902,8 @@ def attribution_waterfall(attribution_df: pd.DataFrame, outcome: str, ax: Axes |
     _format_axis(ax.yaxis, unit)
     nrep = int(levers["n"].max()) if "n" in levers and len(levers) else None
     s = float(levers["value"].sum())
-    ax.set_title(f"{label}: reform effect {_signed(float(total['value']), unit)} attributed to levers\n"
-                 f"(sum of Shapley values {_signed(s, unit)}; whiskers: 95% CI over "
+    ax.set_title(f"{label}: reform effect {_signed(float(total['value']), unit, True)} attributed to levers\n"
+                 f"(sum of Shapley values {_signed(s, unit, True)}; whiskers: 95% CI over "
                  f"{nrep if nrep else '?'} replications)", fontsize="medium")
     ax.legend(handles=[Line2D([], [], color=c_up, lw=8, label="raises the outcome"),
                        Line2D([], [], color=c_down, lw=8, label="lowers the outcome")],
@@ -893,11 +911,12 @@ def attribution_waterfall(attribution_df: pd.DataFrame, outcome: str, ax: Axes |
     return ax
 
 
-def _signed(v: float, unit: str) -> str:
+def _signed(v: float, unit: str, with_unit: bool = False) -> str:
     if unit in _SHARE_UNITS:
         return f"{100 * v:+.2f} pp"
     s = _fmt_value(v, unit)
-    return s if s.startswith("-") or s == "–" else "+" + s
+    s = s if s.startswith("-") or s == "–" else "+" + s
+    return f"{s} {_unit_text(unit)}" if with_unit and unit else s
 
 
 # --------------------------------------------------------------------------- saving

@@ -164,6 +164,14 @@ class PopulationConfig(_Section):
     party_report_multiplier: float = _f(
         1.5, "Reporting propensity multiplier for party-member households. Assumed.", ge=0
     )
+    party_mediation_bonus: float = _f(
+        0.05,
+        "Added to a dispute's mediation success probability, times the share of party-member"
+        " households in its cell relative to the city's (capped at 1x): party-member households"
+        " help mediate (DESIGN.md grid hierarchy). Assumed.",
+        ge=0,
+        le=0.5,
+    )
     trust_mean: float = _f(0.6, "Mean initial trust in local government, [0, 1]. Assumed.", ge=0, le=1)
     trust_sd: float = _f(0.15, "Spread of initial trust (beta distribution sd). Assumed.", ge=0, le=0.5)
     elderly_welfare_multiplier: float = _f(
@@ -175,97 +183,117 @@ class PopulationConfig(_Section):
 
 
 # --------------------------------------------------------------------------- incidents
+_CAT_SOURCE = (
+    " Defaults differ by category (see IncidentsConfig): assumed, unless the incidents table in"
+    " docs/MODEL.md names a source."
+)
+
+
+def _fc(default: Any, desc: str, **kw: Any) -> Any:
+    return _f(default, desc + _CAT_SOURCE, **kw)
+
+
 Route = Literal["community", "township", "county", "police", "mediation"]
 
 
 class CategoryConfig(_Section):
     base_rate: float = _f(
-        10.0, "Background incidents per 1000 residents per year (before risk and feedbacks).", ge=0
+        10.0,
+        "Background incidents per 1000 residents per year (before risk and feedbacks). Defaults:"
+        " Beijing Dongcheng's ~0.53 cases per resident-year (DESIGN.md section 4) split between"
+        " categories by assumption (see IncidentsConfig).",
+        ge=0,
     )
-    latent: bool = _f(
+    latent: bool = _fc(
         False, "Latent problems persist unseen until someone finds them (hazards, broken things)."
     )
-    visibility: float = _f(
-        0.5, "How noticeable to passers-by, [0, 1]: scales public and snap-report detection.", ge=0, le=1
+    visibility: float = _fc(
+        0.5,
+        "How noticeable to passers-by, [0, 1]: scales snap-report detection (the hotline hazard"
+        " of latent problems, public_report_hazard, already includes it).",
+        ge=0,
+        le=1,
     )
-    has_victim: bool = _f(False, "Whether the incident has a resident victim or subject.")
-    victim_report_prob: float = _f(
+    has_victim: bool = _fc(False, "Whether the incident has a resident victim or subject.")
+    victim_report_prob: float = _fc(
         0.0,
         "Non-latent: probability the victim or a witness calls the hotline at trust 0.5.",
         ge=0,
         le=1,
     )
-    public_report_hazard: float = _f(
+    public_report_hazard: float = _fc(
         0.0,
         "Latent: daily hotline reporting hazard per 100 residents of the cell, at trust 0.5"
         " and visibility already included.",
         ge=0,
         le=1,
     )
-    report_window_days: float = _f(
+    report_window_days: float = _fc(
         3.0, "Non-latent: after this many days an undiscovered incident lapses (dark figure).", gt=0
     )
-    patrol_detect_prob: float = _f(
+    patrol_detect_prob: float = _fc(
         0.5, "Probability that a patrol visit to the cell finds the incident if present.", ge=0, le=1
     )
-    route: Route = _f("township", "Where triage sends it by default.")
-    service_mean_days: float = _f(
+    route: Route = _fc("township", "Where triage sends it by default.")
+    service_mean_days: float = _fc(
         1.0, "Mean handling time of one attempt, days (server busy time).", gt=0
     )
-    service_cv: float = _f(
+    service_cv: float = _fc(
         1.0, "Coefficient of variation of handling time (lognormal; 1 with `exponential`).", gt=0
     )
-    service_dist: Literal["lognormal", "exponential"] = _f("lognormal", "Handling time distribution.")
-    on_spot_fix_prob: float = _f(
+    service_dist: Literal["lognormal", "exponential"] = _fc("lognormal", "Handling time distribution.")
+    on_spot_fix_prob: float = _fc(
         0.0, "Probability a grid worker who finds it fixes it on the spot.", ge=0, le=1
     )
-    on_spot_hours: float = _f(0.5, "Grid worker hours an on-the-spot fix takes.", ge=0, le=24)
+    on_spot_hours: float = _fc(0.5, "Grid worker hours an on-the-spot fix takes.", ge=0, le=24)
     success_prob: float = _f(
-        0.9, "Probability that one handling attempt truly resolves it (at tier multiplier 1).",
+        0.9,
+        "Probability that one handling attempt truly resolves it (at tier multiplier 1)."
+        " Defaults assumed, except disputes: 0.87, Lianhua county's mediation rooms (DESIGN.md).",
         ge=0, le=1,
     )
-    paper_close_prob: float = _f(
+    paper_close_prob: float = _fc(
         0.5,
         "Given an attempt did not resolve it, probability the handler closes it anyway on paper"
         " (closed but not resolved); otherwise the attempt fails and is escalated.",
         ge=0,
         le=1,
     )
-    deadline_days: float = _f(
+    deadline_days: float = _fc(
         3.0, "Days from report to closure counted as on time. Assumed unless stated.", gt=0
     )
-    severity_sigma: float = _f(
+    severity_sigma: float = _fc(
         0.8, "Lognormal sigma of severity (mean 1); severity sets priority and risk tier.", ge=0, le=4
     )
-    harm_hazard: float = _f(
+    harm_hazard: float = _fc(
         0.0, "Daily probability that an unresolved known-or-latent problem harms someone.", ge=0, le=1
     )
-    escalation_hazard: float = _f(
+    escalation_hazard: float = _fc(
         0.0,
         "Daily probability that an open, unmediated dispute turns into a public-safety incident.",
         ge=0,
         le=1,
     )
-    deterrable: bool = _f(False, "Whether visible guardians deter it (routine-activity theory).")
-    disorder_sensitivity: float = _f(
+    deterrable: bool = _fc(False, "Whether visible guardians deter it (routine-activity theory).")
+    disorder_sensitivity: float = _fc(
         0.0,
         "Broken-windows feedback: the rate is multiplied by 1 + this x ln(1 + D), D the"
         " visibility-weighted unresolved latent problems in the cell and its Moore neighbours.",
         ge=0,
     )
-    near_repeat_branching: float = _f(
+    near_repeat_branching: float = _fc(
         0.0,
         "Near-repeat branching ratio: expected incidents directly triggered by one incident"
         " (Hawkes). Must be < 1.",
         ge=0,
         lt=1,
     )
-    near_repeat_days: float = _f(7.0, "Mean delay of a triggered incident, days.", gt=0)
-    near_repeat_same_cell: float = _f(
+    near_repeat_days: float = _fc(7.0, "Mean delay of a triggered incident, days.", gt=0)
+    near_repeat_same_cell: float = _fc(
         0.5, "Probability a triggered incident is in the same cell (else a Moore neighbour).",
         ge=0, le=1,
     )
-    safety_impact: float = _f(
+    safety_impact: float = _fc(
         0.0, "Weight of witnessing/living near this category in perceived safety.", ge=0, le=10
     )
 
@@ -384,7 +412,9 @@ class JointScreeningConfig(_Section):
 class DroneConfig(_Section):
     enabled: bool = _f(False, "Drone patrols for environment incidents (Wugong Mountain).")
     cells_per_day: int = _f(200, "Cells overflown per day. Assumed.", ge=0)
-    detect_prob: float = _f(0.5, "Detection probability for environment incidents.", ge=0, le=1)
+    detect_prob: float = _f(
+        0.5, "Detection probability for environment incidents. Assumed.", ge=0, le=1
+    )
     latency_hours: float = _f(4.0, "Delay from footage to report, hours. Assumed.", ge=0)
 
 
@@ -400,7 +430,9 @@ class ChannelsConfig(_Section):
 # --------------------------------------------------------------------------- staff
 class GridWorkersConfig(_Section):
     per_grid: int = _f(1, "Full-time grid workers per grid (DESIGN.md: one per grid).", ge=0, le=20)
-    hours_per_day: float = _f(8.0, "Working hours per worker per day.", gt=0, le=24)
+    hours_per_day: float = _f(
+        8.0, "Working hours per worker per day (China's standard 8-hour working day).", gt=0, le=24
+    )
     visit_hours_per_cell: float = _f(
         0.35, "Hours to walk and inspect one cell on patrol (250 m block). Assumed.", gt=0
     )
@@ -458,6 +490,12 @@ class PoliceConfig(_Section):
     strategy: Literal["random", "hotspot"] = _f(
         "random", "random: visits weighted by population; hotspot: by recent incidents."
     )
+    response_speed_kmh: float = _f(
+        25.0,
+        "Average driving speed to an incident, km/h: response travel takes half the beat's side"
+        " at this speed (shorter beats under fusion mean faster response). Assumed.",
+        gt=0,
+    )
     response_servers_per_officer: float = _f(
         0.05,
         "Concurrent response capacity per officer (servers in the police handling pool). Assumed.",
@@ -486,7 +524,8 @@ class VolunteersConfig(_Section):
         ge=0,
     )
     rider_cells_per_day: int = _f(
-        60, "Distinct cells a rider passes through per working day. Assumed.", ge=0
+        60, "Cell passes per rider per working day (a cell may be passed more than once). Assumed.",
+        ge=0,
     )
     volunteer_cells_per_day: int = _f(4, "Cells an active volunteer walks per day. Assumed.", ge=0)
     agent_scale: float = _f(
@@ -507,8 +546,10 @@ class HandlerConfig(_Section):
         " utilisation.",
         ge=0,
     )
-    speed: float = _f(1.0, "Handling-time divisor (2 = twice as fast).", gt=0)
-    success_multiplier: float = _f(1.0, "Multiplies categories' success_prob (capped at 1).", ge=0)
+    speed: float = _f(1.0, "Handling-time divisor (2 = twice as fast). Assumed per tier.", gt=0)
+    success_multiplier: float = _f(
+        1.0, "Multiplies categories' success_prob (capped at 1). Assumed per tier.", ge=0
+    )
 
 
 def _handler(**kw: Any) -> Any:
@@ -524,13 +565,15 @@ class HandlingConfig(_Section):
     county: HandlerConfig = _handler(servers_per_10k=1.0, speed=0.8, success_multiplier=1.05)
     city: HandlerConfig = _handler(servers_per_10k=0.6, speed=1.5, success_multiplier=1.1)
     mediation: HandlerConfig = _handler(servers_per_10k=1.6)
-    police_speed: float = _f(1.0, "Handling-time divisor for the police pool.", gt=0)
-    police_success_multiplier: float = _f(1.0, "Success multiplier for the police pool.", ge=0)
-    max_attempts: int = _f(4, "Attempts before a case is abandoned as failed.", ge=1, le=20)
+    police_speed: float = _f(1.0, "Handling-time divisor for the police pool. Assumed.", gt=0)
+    police_success_multiplier: float = _f(
+        1.0, "Success multiplier for the police pool. Assumed.", ge=0
+    )
+    max_attempts: int = _f(4, "Attempts before a case is abandoned as failed. Assumed.", ge=1, le=20)
     reopen_prob: float = _f(
         0.5,
         "Probability that a paper-closed but unresolved case is reopened when its reporter (or a"
-        " re-check) finds the problem persists.",
+        " re-check) finds the problem persists. Assumed.",
         ge=0,
         le=1,
     )
@@ -542,14 +585,16 @@ class TiersConfig(_Section):
         True, "三高 tiered responsibility: high-risk → city, high-frequency → county, rest by default."
     )
     high_risk_severity: float = _f(
-        3.0, "Severity (mean 1) at or above which a case is high-risk and goes to the city tier.",
+        3.0,
+        "Severity (mean 1) at or above which a case is high-risk and goes to the city tier."
+        " Assumed (about 5% of cases at severity sigma 0.9).",
         gt=0,
     )
     high_frequency_reports: int = _f(
         3,
-        "Reports of the same problem (duplicates across channels and reporters) at or above"
-        " which a complaint counts as high-frequency and goes to the county tier; a reopened"
-        " complaint always counts. Assumed.",
+        "Reports of the same problem at triage (several channels or reporters found it) at or"
+        " above which a complaint counts as high-frequency and goes to the county tier."
+        " Assumed. (Reopened cases go one tier above their last handler instead.)",
         ge=2,
     )
 

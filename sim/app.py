@@ -1,0 +1,173 @@
+"""The interactive explorer: the city on a map, live charts, levers and compare mode, in the
+browser, built on Mesa's ``SolaraViz``.
+
+Start it with ``govsim explore [SCENARIO] [--host 127.0.0.1] [--port 8765]`` (which calls
+:func:`serve`), or with ``solara run sim/app.py``. The page is Mesa's SolaraViz: its sidebar
+has Mesa's Step / Play / Reset buttons and the play speed, plus this app's card of scenario,
+seed, levers and compare mode; the main area has the panels of
+:mod:`sim.app_components` (day counter and headline outcomes, the map, the charts and the
+difference B - A), which can be dragged and resized.
+
+Changing a control rebuilds the model with the same seed; Mesa's Reset rebuilds it from the
+controls too. In compare mode a second scenario runs in lockstep with the same seed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import mesa.visualization.solara_viz as _solara_viz
+import solara
+from mesa.visualization import SolaraViz
+
+from sim.app_components import (
+    PANELS,
+    SCENARIO_ENV,
+    ExplorerModel,
+    ScenarioPanel,
+    current_settings,
+    panel_layout,
+)
+
+TITLE = "govsim explorer: grid governance"
+
+
+def _use_panel_layout() -> None:
+    """Give SolaraViz's draggable grid this app's initial arrangement (map full width, charts
+    two by two) instead of its default of equal half-width tiles. Only the initial layout
+    changes; other SolaraViz pages with a different number of components are unaffected."""
+    original = _solara_viz.make_initial_grid_layout
+    if getattr(original, "_govsim", False):
+        return
+
+    def make_initial_grid_layout(num_components):
+        if num_components == len(PANELS):
+            return panel_layout()
+        return original(num_components)
+
+    make_initial_grid_layout._govsim = True
+    _solara_viz.make_initial_grid_layout = make_initial_grid_layout
+
+
+_use_panel_layout()
+
+
+@solara.component
+def Page():
+    """One browser session: its own model and controls."""
+    initial = solara.use_memo(lambda: ExplorerModel(current_settings.value), [])
+    model = solara.use_reactive(initial)
+    solara.Title("govsim explorer")
+    solara.Style(CSS)
+    SolaraViz(model, components=[c for c, _ in PANELS], name=TITLE, play_interval=150)
+    _SidebarAfterControls(children=[ScenarioPanel(model)])
+
+
+@solara.component
+def _SidebarAfterControls(children=[]):  # noqa: B006 - solara's convention for children
+    """Like ``solara.Sidebar``, but placed after SolaraViz's Controls card (Step, Play, Reset),
+    which Solara would otherwise put second (sidebar items declared at the same depth keep the
+    order they were mounted in)."""
+    from solara.components.applayout import sidebar_portal
+
+    sidebar_portal.use_portal_add(children, 1 << 20)
+    return solara.Div(style="display: none")
+
+
+CSS = """
+.govsim-controls .v-input--checkbox { margin-top: 0; padding-top: 0; }
+.govsim-controls .v-input--checkbox .v-messages { display: none; }
+.govsim-controls .v-input { font-size: 14px; }
+"""
+
+
+page = Page
+
+
+# --------------------------------------------------------------------------- the server
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def check_environment() -> list[str]:
+    """Problems that would leave the page blank or broken, as messages (empty: none)."""
+    from importlib.metadata import version
+
+    problems = []
+    try:
+        if int(version("ipyvuetify").split(".")[0]) >= 3:
+            problems.append(
+                "ipyvuetify 3 (Vue 3) is installed: SolaraViz's draggable panel grid needs Vue 2; "
+                "install 'ipyvuetify<2' 'ipyvue<2'"
+            )
+    except Exception:  # pragma: no cover - not installed at all
+        problems.append("ipyvuetify is not installed (install mesa[rec])")
+    return problems
+
+
+def serve(scenario: str | None, host: str = "127.0.0.1", port: int = 8765,
+          open_browser: bool = False) -> int:
+    """Start the explorer's web server and block until it is stopped (Ctrl+C or SIGTERM).
+
+    Args:
+        scenario: the scenario to open (a name under ``scenarios/`` or a path); None: default.
+        host: address to bind; localhost unless told otherwise.
+        port: TCP port; 0 picks a free one.
+        open_browser: open the page in the default browser once the server is up.
+
+    Returns:
+        0 when the server stopped normally, 2 for a bad scenario, 1 when the server failed.
+    """
+    from sim import app_assets
+    from sim.scenario import ScenarioError, load_scenario
+
+    if scenario:
+        try:
+            load_scenario(scenario)
+        except ScenarioError as exc:
+            print(f"govsim explore: {exc}", file=sys.stderr)
+            return 2
+        path = Path(scenario)
+        if path.suffix in (".yaml", ".yml") and path.exists():
+            scenario = str(path.resolve())
+    for problem in check_environment():
+        print(f"govsim explore: warning: {problem}", file=sys.stderr)
+    problems = app_assets.ensure(log=lambda msg: print(f"govsim explore: {msg}", flush=True))
+    for problem in problems:
+        print(f"govsim explore: warning: browser files missing ({problem}); the page needs "
+              "network access to a CDN until `python -m sim.app_assets` succeeds", file=sys.stderr)
+    os.environ[SCENARIO_ENV] = scenario or ""
+    # no usage statistics sent from a policy office's machine
+    os.environ.setdefault("SOLARA_TELEMETRY_MIXPANEL_ENABLE", "False")
+    if port == 0:
+        port = _free_port(host)
+    url = f"http://{host}:{port}"
+    print(f"govsim explore: {scenario or 'default'} at {url}  (Ctrl+C stops the server)", flush=True)
+
+    from solara.__main__ import cli
+
+    try:
+        import solara.server.settings as solara_settings
+
+        solara_settings.telemetry.mixpanel_enable = False
+    except Exception:  # pragma: no cover
+        pass
+    args = ["run", "sim.app", "--host", host, "--port", str(port), "--production",
+            "--no-check-version", "--open" if open_browser else "--no-open",
+            "--theme-loader", "plain"]
+    try:
+        cli.main(args=args, prog_name="solara", standalone_mode=False)
+    except KeyboardInterrupt:
+        return 0
+    except SystemExit as exc:  # uvicorn exits 1 when it cannot bind the port
+        code = exc.code if isinstance(exc.code, int) else 1
+        return code
+    except Exception as exc:  # noqa: BLE001 - report any server failure as exit 1
+        print(f"govsim explore: server failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
