@@ -8,7 +8,8 @@ A configuration in which the police handling pool is exactly an M/M/c queue:
   1 (trust 0.5 for everyone, no party households; feedback can only raise trust, and the
   probability is capped at 1), latency 0, triage delay 0, every other channel off; so each
   incident reaches the police pool at its occurrence time;
-* service: exponential, mean 0.1 day, police speed 1, success probability 1 (one attempt);
+* service: exponential, mean 0.1 day, police speed 1, success probability 1 (one attempt),
+  no travel time (response speed set so high that travel is ~1e-12 days);
 * FIFO: severity sigma 0 gives every case the same priority;
 * one county, one police pool with c = officers x response_servers_per_officer = 25 servers;
 * fusion off (it would add the joint success bonus, harmless here, and grid beats).
@@ -58,6 +59,9 @@ def mmc_model(small_city, only_category):
         "channels.drone.enabled": False,
         "handling.triage_delay_hours": 0.0,
         "handling.police_speed": 1.0,
+        # travel to the scene adds a deterministic time to police service; make it negligible
+        # (1e-12 days) so service stays exponential
+        "police.response_speed_kmh": 1e12,
         "police.officers": 500,
         "police.response_servers_per_officer": 0.05,
         "fusion.enabled": False,
