@@ -46,11 +46,11 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from bench_run import scaled_overrides  # noqa: E402
-from naive_resident import DayInputs, NaiveResidentModel, cell_rates, snapshot_inputs  # noqa: E402
+from bench_run import scaled_overrides
+from naive_resident import DayInputs, NaiveResidentModel, cell_rates, snapshot_inputs
 
-from sim.channels import prop_from_victim  # noqa: E402
-from sim.incidents import CAT, N_CAT, background_arrivals  # noqa: E402
+from sim.channels import prop_from_victim
+from sim.incidents import CAT, N_CAT, background_arrivals
 
 
 # --------------------------------------------------------------------------- vectorised day
@@ -219,11 +219,11 @@ def bench_size(people: int, days: int, repeats: int, warmup: int, seed: int) -> 
 
 
 def _version(name: str) -> str:
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
         return version(name)
-    except Exception:  # pragma: no cover
+    except PackageNotFoundError:  # pragma: no cover
         return "?"
 
 

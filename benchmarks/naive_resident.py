@@ -46,7 +46,7 @@ import mesa
 import numpy as np
 from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
 
-from sim.incidents import CAT, N_CAT
+from sim.incidents import CAT, N_CAT, arrival_rates
 
 
 # --------------------------------------------------------------------------- fixed inputs
@@ -83,29 +83,14 @@ def snapshot_inputs(model) -> DayInputs:
         guardians = np.zeros(model.city.n_cells)
     else:
         guardians = today.guardians(cfg.dynamics.community_volunteer_guardian_weight)
-    return DayInputs(deter.copy(), disorder_nb.copy(), disorder_cell.copy(), np.asarray(guardians, float).copy())
+    return DayInputs(deter.copy(), disorder_nb.copy(), disorder_cell.copy(),
+                     np.array(guardians, dtype=float))
 
 
 def cell_rates(population: np.ndarray, risk: np.ndarray, cp, inputs: DayInputs) -> np.ndarray:
-    """(n_categories, n_cells) expected background incidents per cell per day: the formula of
-    ``GovernanceModel._arrivals``, which computes it inline (the test checks this copy against
-    the rates the model passes to ``background_arrivals``).
-
-    Args:
-        population, risk: the city's per-cell arrays.
-        cp: the model's ``CategoryArrays`` (``model.cat``).
-        inputs: deterrence and disorder.
-    """
-    base = population * risk / 1000.0 / 365.0
-    rate = np.empty((N_CAT, len(population)))
-    for k in range(N_CAT):
-        r = cp.base_rate[k] * base
-        if cp.deterrable[k]:
-            r = r * inputs.deter
-        if cp.disorder_sensitivity[k] > 0:
-            r = r * (1.0 + cp.disorder_sensitivity[k] * np.log1p(inputs.disorder_nb))
-        rate[k] = r
-    return rate
+    """(n_categories, n_cells) expected background incidents per cell per day: the model's own
+    formula (``sim.incidents.arrival_rates``) on the day's deterrence and disorder."""
+    return arrival_rates(population, risk, cp, inputs.deter, inputs.disorder_nb)
 
 
 # --------------------------------------------------------------------------- agents

@@ -242,6 +242,26 @@ class CategoryArrays:
         )
 
 
+def arrival_rates(population: np.ndarray, risk: np.ndarray, cp: CategoryArrays,
+                  deter: np.ndarray, disorder: np.ndarray) -> np.ndarray:
+    """Expected background incidents per cell for one day, (n_categories, n_cells)::
+
+        population x base_rate / 1000 / 365 x risk
+                   x deterrence (deterrable categories) x (1 + s ln(1 + D)) (broken windows)
+
+    Args:
+        population, risk: the city's per-cell arrays (risk has population-weighted mean 1).
+        cp: the categories' parameters.
+        deter: per-cell deterrence multiplier, exp(-deterrence_per_visit x guardian presence).
+        disorder: per-cell D, visibility-weighted unresolved latent problems in the Moore
+            neighbourhood.
+    """
+    base = population * risk / 1000.0 / 365.0
+    rate = cp.base_rate[:, None] * base[None, :]
+    rate = np.where(cp.deterrable[:, None], rate * deter[None, :], rate)
+    return rate * (1.0 + cp.disorder_sensitivity[:, None] * np.log1p(disorder)[None, :])
+
+
 def draw_severity(cat: np.ndarray, cp: CategoryArrays, rng: np.random.Generator) -> np.ndarray:
     """Mean-one lognormal severity per incident (sets priority and the high-risk tier)."""
     sig = cp.severity_sigma[cat]

@@ -49,6 +49,7 @@ from .incidents import (
     CategoryArrays,
     IncidentLog,
     Offspring,
+    arrival_rates,
     background_arrivals,
     draw_offspring,
     draw_severity,
@@ -260,16 +261,11 @@ class GovernanceModel(mesa.Model):
         category's incidents untouched (common random numbers)."""
         city = self.city
         cp = self.cat
-        base = city.population * city.risk / 1000.0 / 365.0
+        rates = arrival_rates(city.population, city.risk, cp, deter, disorder)
         parts = []
         for name, k in CAT.items():
-            rate = cp.base_rate[k] * base
-            if cp.deterrable[k]:
-                rate = rate * deter
-            if cp.disorder_sensitivity[k] > 0:
-                rate = rate * (1.0 + cp.disorder_sensitivity[k] * np.log1p(disorder))
             rng = self.streams.daily(f"arrivals.{name}", d)
-            cat, cell, t = background_arrivals(rate[None, :], d, rng)
+            cat, cell, t = background_arrivals(rates[k][None, :], d, rng)
             cat = np.full(len(cell), k, dtype=np.int8)
             sev = draw_severity(cat, cp, rng)
             u = rng.random(len(cat))

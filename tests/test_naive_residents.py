@@ -15,22 +15,30 @@ tolerances derived from the sampling law (never tuned):
     var = lam_k / days_naive + lam_k / days_vec (the variance of a difference of two
     independent Poisson totals is the sum of their means); each also lies within ``Z`` sd of
     ``lam_k``;
-(b) perceived safety: the mean over residents on several days, and quantiles of the
-    per-resident distribution at the end. Residents are not independent (one incident moves a
-    whole cell, and the spread term couples neighbours), so a tolerance from the
-    between-resident variance over ``n`` residents (or a KS test) would be too tight; the
-    sampling sd of each statistic is instead estimated from the ``R_VEC`` vectorised replicates,
-    and the naive mean of ``R_NAIVE`` replicates must lie within
-    ``Z sd sqrt(1/R_NAIVE + 1/R_VEC)`` of the vectorised mean, plus the float32 rounding of the
-    vectorised state (``DAYS x float32 eps``);
-(c) hotline calls for non-latent incidents, per category: two-proportion test with the pooled
-    binomial variance (an upper bound: victims' call probabilities differ, and a sum of
-    Bernoullis with unequal p has less variance than the binomial with their mean p).
+(b) perceived safety: the mean over residents and the pooled within-cell sd (see
+    :func:`within_cell_sd`) on several days, and quantiles of the per-resident distribution at
+    the end. Residents are not independent (one incident moves a whole cell, and the spread
+    term couples neighbours), so a tolerance from the between-resident variance over ``n``
+    residents (or a KS test) would be too tight; the sampling sd of each statistic is instead
+    estimated from the ``R_VEC`` vectorised replicates, and the naive mean of ``R_NAIVE``
+    replicates must lie within ``Z sd sqrt(1/R_NAIVE + 1/R_VEC)`` of the vectorised mean, plus
+    the float32 rounding of the vectorised state (``DAYS x float32 eps``);
+(c) hotline calls for non-latent incidents, per category, and (d) the share of welfare
+    incidents whose subject is an elderly resident living alone: two-proportion tests with the
+    pooled binomial variance (for calls an upper bound: victims' call probabilities differ, and
+    a sum of Bernoullis with unequal p has less variance than the binomial with their mean p).
 
-Non-latent rates are 4x the default in this test city so that victims, exposure and calls are
-frequent enough to matter. Checked by hand once: doubling the naive relaxation rate
-(``naive.relax *= 2``) makes (b) fail by many tolerances, as does halving the spread rate.
-``Z = 4`` (|N(0,1)| > 4 has probability 6e-5 per check); seeds are fixed.
+Inputs: non-latent rates are 10x the default in this test city, so that victims, exposure
+and calls are frequent enough to give the checks power; after the warm-up a random 30% of
+residents lose 0.3 of perceived safety (a scare), so that recovery (relaxation) and evening
+out between neighbours (spread) shape the outcome. Checked by hand once (mutating the naive
+model only, same seeds): relaxation doubled fails (b) by up to 10 tolerances (within-cell sd)
+and 4.7 (mean); spread halved by up to 15; no victim drop by up to 4; exposure ignored or
+1.5x by up to 6 and 2.6 (mean); welfare weights ignored and propensity = 1 fail (d) and (c).
+Not caught at this size: disorder_drop = 0 (little open disorder in the city). With the
+correct rules and six other sets of naive seeds, no check exceeded 2.8 sd (that run had 2.3 sd
+fewer public-safety incidents than expected, and safety correspondingly higher). ``Z = 4`` (|N(0,1)| > 4 has
+probability 6e-5 per check); seeds are fixed.
 """
 
 from __future__ import annotations
@@ -44,13 +52,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_residents import restore_state, save_state, vectorised_day  # noqa: E402
-from naive_resident import NaiveResidentModel, cell_rates, snapshot_inputs  # noqa: E402
+from bench_residents import restore_state, save_state, vectorised_day
+from naive_resident import NaiveResidentModel, cell_rates, snapshot_inputs
 
-import sim.model  # noqa: E402
-from sim.incidents import CAT, N_CAT  # noqa: E402
-from sim.model import GovernanceModel  # noqa: E402
-from sim.scenario import CATEGORIES  # noqa: E402
+import sim.model
+from sim.incidents import CAT, N_CAT
+from sim.model import GovernanceModel
+from sim.scenario import CATEGORIES
 
 Z = 4.0
 SEED = 7
@@ -225,7 +233,7 @@ def test_naive_starts_from_the_models_state(city):
 
 
 def test_mesa_neighbourhood_is_the_models_moore_neighbourhood(city):
-    gov, inputs, state = city
+    gov, inputs, _state = city
     m = NaiveResidentModel(gov, inputs, rng=1)
     nb = gov.city.neighbours
     for c in range(gov.city.n_cells):
