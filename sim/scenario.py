@@ -166,9 +166,10 @@ class PopulationConfig(_Section):
     )
     party_mediation_bonus: float = _f(
         0.05,
-        "Added to a dispute's mediation success probability, times the share of party-member"
-        " households in its cell relative to the city's (capped at 1x): party-member households"
-        " help mediate (DESIGN.md grid hierarchy). Assumed.",
+        "Mediation success probability changes by this times (the cell's share of party-member"
+        " households / the city's share - 1), capped at 3x the city's share: party-member"
+        " households help mediate (DESIGN.md grid hierarchy), around the city-wide rate."
+        " Assumed.",
         ge=0,
         le=0.5,
     )
