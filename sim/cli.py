@@ -10,6 +10,9 @@ Commands::
     govsim experiment analyze DIR
     govsim compare SCENARIO_A SCENARIO_B [...] [--reps R] [--days N] [--seed S] [--workers N]
                    [--baseline A] [--out DIR] [--set k=v ...]
+    govsim plot DIR --kind KIND [--outcome NAME] [--out FILE.png]
+    govsim report DIR [--out report.html]
+    govsim explore [SCENARIO] [--host 127.0.0.1] [--port 8765]
 
 Exit status: 0 on success, 2 on bad input (a wrong scenario file, override or option; nothing is
 written), 1 on an unexpected failure.
@@ -29,6 +32,8 @@ from rich.console import Console
 from .scenario import SCENARIO_DIR, ScenarioError, load_scenario, parse_set_option
 
 EXIT_BAD_INPUT = 2
+# sim.plots.KINDS, kept here so that the parser does not import matplotlib (tests check they agree)
+PLOT_KINDS = ("timeseries", "forest", "ecdf", "map", "factor", "sensitivity", "attribution")
 
 
 class UsageError(Exception):
@@ -251,6 +256,40 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+# --------------------------------------------------------------------------- plots, report, explorer
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plots import plot_command
+
+    path = Path(args.dir)
+    if not (path / "metadata.json").is_file():
+        raise UsageError(f"{path} is not a results directory (no metadata.json)")
+    try:
+        out = plot_command(path, args.kind, outcome=args.outcome, out=args.out)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    _console().print(f"Wrote [bold]{out}[/bold]")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    path = Path(args.dir)
+    if not (path / "metadata.json").is_file():
+        raise UsageError(f"{path} is not a results directory (no metadata.json)")
+    out = write_report(path, out=args.out)
+    _console().print(f"Wrote [bold]{out}[/bold] (self-contained: open it in any browser)")
+    return 0
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    from .app import serve
+
+    if args.scenario:
+        load_scenario(args.scenario)  # a bad scenario fails here, before the server starts
+    return serve(args.scenario, host=args.host, port=args.port)
+
+
 # --------------------------------------------------------------------------- parser
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2 too; keep its message style
@@ -321,6 +360,26 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--resume", action="store_true", help="continue an interrupted comparison")
     c.add_argument("--force", action="store_true", help="replace an existing results directory")
     c.set_defaults(func=cmd_compare)
+
+    pl = sub.add_parser("plot", help="draw a common plot of a results directory",
+                        description="Draw one plot of a results directory from run, compare or experiment "
+                                    "and save it as a PNG carrying the run's metadata.")
+    pl.add_argument("dir", help="a results directory")
+    pl.add_argument("--kind", required=True, choices=PLOT_KINDS)
+    pl.add_argument("--outcome", help="the outcome (or, for ecdf, the grouping: first_channel or route)")
+    pl.add_argument("--out", help="PNG file (default DIR/plots/<kind>-<outcome>.png)")
+    pl.set_defaults(func=cmd_plot)
+
+    rp = sub.add_parser("report", help="write a self-contained HTML report of a results directory")
+    rp.add_argument("dir", help="a results directory")
+    rp.add_argument("--out", help="HTML file (default DIR/report.html)")
+    rp.set_defaults(func=cmd_report)
+
+    ex = sub.add_parser("explore", help="the interactive explorer in the browser (SolaraViz)")
+    ex.add_argument("scenario", nargs="?", help="the scenario to open (default: default)")
+    ex.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    ex.add_argument("--port", type=_positive("--port"), default=8765)
+    ex.set_defaults(func=cmd_explore)
     return p
 
 

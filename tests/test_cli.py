@@ -81,3 +81,27 @@ def test_compare_rejects_unknown_baseline(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--baseline" in proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_plot_kinds_match_the_plots_module():
+    from sim.cli import PLOT_KINDS
+    from sim.plots import KINDS
+
+    assert tuple(PLOT_KINDS) == tuple(KINDS)
+
+
+def test_plot_and_report_commands(tmp_path):
+    out = tmp_path / "res"
+    assert subprocess.run([sys.executable, "-m", "sim", "run", "default", "--days", "12", "--warmup", "2",
+                           "--quiet", "--out", str(out), *SMALL], timeout=300).returncode == 0
+    proc = subprocess.run([sys.executable, "-m", "sim", "plot", str(out), "--kind", "map",
+                           "--out", str(tmp_path / "map.png")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "map.png").stat().st_size > 1000
+    bad = subprocess.run([sys.executable, "-m", "sim", "plot", str(out), "--kind", "forest"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "error:" in bad.stderr
+    rep = subprocess.run([sys.executable, "-m", "sim", "report", str(out)], capture_output=True,
+                         text=True, timeout=300)
+    assert rep.returncode == 0, rep.stderr
+    assert "data:image/png;base64" in (out / "report.html").read_text()
