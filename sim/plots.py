@@ -27,6 +27,7 @@ uncertainty of assumed parameters.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Iterable, Sequence
 from importlib import metadata as _md
@@ -1061,9 +1062,13 @@ def draw(results: Results, kind: str, outcome: str | None = None) -> tuple[Figur
             if what not in runs:
                 raise _outcome_error(what, runs.columns, "runs table")
             k = len(factors)
-            fig = Figure(figsize=(min(5.2 * k, 16), 4.6), layout="constrained")
-            axes = np.atleast_1d(fig.subplots(1, k, sharey=True))
-            for i, (a, f) in enumerate(zip(axes, factors, strict=True)):
+            ncols = min(k, 3)
+            nrows = math.ceil(k / ncols)
+            fig = Figure(figsize=(5.4 * ncols, 4.4 * nrows + 0.4), layout="constrained")
+            axes = np.atleast_1d(fig.subplots(nrows, ncols, sharey=True, squeeze=False)).ravel()
+            for a in axes[k:]:
+                a.set_visible(False)
+            for i, (a, f) in enumerate(zip(axes[:k], factors, strict=True)):
                 factor_response(results, f, what, ax=a)
                 if k > 1:
                     a.set_title(f, fontsize="medium")

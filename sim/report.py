@@ -420,12 +420,20 @@ def _summary_table(res, outcomes: Sequence[str]) -> str:
     by_cells = bool(factors) and kind == "full_factorial" and runs[factors].drop_duplicates().shape[0] <= 64
     key_cols = ["scenario", *(factors if by_cells else [])]
 
+    binary = [f for f in factors if f in levers and len(levers[f]) == 2]
+
     def cell_name(row) -> str:
         parts = [str(row["scenario"])] if runs["scenario"].nunique() > 1 or not by_cells else []
+        if by_cells and binary:  # on/off levers: name the ones switched on
+            on = [f for f in binary if int(row[f]) == 1]
+            parts.append("all levers off" if not on else "all levers on" if len(on) == len(binary) and
+                         len(binary) > 1 else " + ".join(on) + " on")
         for f in (factors if by_cells else []):
+            if f in binary:
+                continue
             v = row[f]
             if f in levers:
-                parts.append(f"{f} {('off', 'on')[int(v)]}" if len(levers[f]) == 2 else f"{f} level {v}")
+                parts.append(f"{f} level {v}")
             else:
                 parts.append(f"{f} = {_show(v)}")
         return ", ".join(parts)

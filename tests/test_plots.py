@@ -308,3 +308,27 @@ def test_plot_command_asks_for_analyze_first(dirs, tmp_path):
 def test_plot_command_not_a_results_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a results directory"):
         plots.plot_command(tmp_path, "timeseries")
+
+
+def _cli_has(command: str) -> bool:
+    import argparse
+
+    from sim.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return command in sub.choices
+
+
+def test_govsim_plot_command_line(dirs, tmp_path, capsys):
+    if not _cli_has("plot"):
+        pytest.skip("`govsim plot` is not wired into sim/cli.py yet")
+    from sim.cli import main
+
+    out = tmp_path / "cli.png"
+    assert main(["plot", str(dirs["cmp"]), "--kind", "forest", "--outcome", "closure_rate", "--out", str(out)]) == 0
+    _non_blank(out)
+    assert main(["plot", str(dirs["run"]), "--kind", "timeseries"]) == 0
+    assert (dirs["run"] / "plots" / "timeseries-closure_rate.png").is_file()
+    capsys.readouterr()
+    assert main(["plot", str(dirs["cmp"]), "--kind", "map"]) == 2  # a kind that does not fit: exit 2
+    assert "cells.parquet" in capsys.readouterr().err
