@@ -11,8 +11,11 @@ neighbour hits all of them alike), through ``sim.experiments.run_experiment``:
 * ``pool``: a 2-worker ``make_process_pool(2)`` (forkserver) passed as ``executor``;
 * ``dask``: a ``distributed.Client`` of a LocalCluster of 2 single-threaded worker processes.
 
-Pool and cluster are started once and warmed up with one full batch each before timing (that
-is how a long batch sees them: start-up is paid once). ``--cold`` also times what the CLI does
+Pool and cluster are started and warmed up with one full batch before their timed batches
+(that is how a long batch sees them: start-up is paid once). The pool lives through the whole
+benchmark (idle, it costs nothing); the Dask cluster is started and warmed up afresh, untimed,
+for each of its timed batches and closed after it, because an idle cluster keeps using CPU
+(heartbeats) that would slow the other modes down. ``--cold`` also times what the CLI does
 for a single batch, ``run_experiment(workers=2)`` and ``run_experiment(scheduler="local")``,
 which start (and stop) their own pool or cluster inside the timed call.
 
@@ -21,8 +24,13 @@ dask/serial (target >= 1.8 on 2 cores), and the per-run OVERHEAD of the serial r
 sum of ``execute(task)`` over all runs timed alone (the model work) against the serial batch
 wall time, overhead share = (batch wall per run - execute per run) / batch wall per run
 (target <= 10 %), with a breakdown of where that overhead goes (loading and validating the
-spec, metadata incl. git, planning, writing parts, compaction) and what crosses process
-boundaries (pickled task and result sizes and times).
+spec, metadata incl. git, planning, writing parts, compaction; their sum gives a second,
+steadier estimate of the share) and what crosses process boundaries (pickled task and result
+sizes and times). Last, CPU seconds per run of this process (the parent: writing parts,
+compaction, bookkeeping) and of its descendants (the workers) in each mode, and the speed-up
+they predict on an idle machine, serial CPU / (max((parent + workers - compaction) / 2,
+parent - compaction) + compaction): on a shared machine the wall-clock speed-up says more
+about the neighbours than about the runner, the CPU split does not.
 
 Usage::
 
@@ -69,6 +77,9 @@ SMALL_CITY = {
     "volunteers.riders": 20,
 }
 OFFICER_LEVELS = [6, 8, 10, 12]
+# what the serial runner does besides execute(); "read runs" is the status table at the end
+OVERHEAD_PIECES = ("load + validate spec", "metadata (versions, git)", "plan runs", "write parts",
+                   "compact", "read runs (status)")
 WORKERS = 2
 
 
@@ -135,12 +146,29 @@ def loadavg() -> float | None:
         return None
 
 
-def timed(fn, *args, **kwargs) -> tuple[float, float]:
-    """Wall time and CPU time of this process for one call."""
+def descendants_cpu() -> float:
+    """User + system CPU seconds of every living descendant process (pool or Dask workers,
+    nannies, the forkserver); 0 without psutil."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil comes with distributed
+        return 0.0
+    total = 0.0
+    for p in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, float, float]:
+    """Wall time, CPU time of this process and CPU time of its descendants for one call."""
     gc.collect()
+    d0 = descendants_cpu()
     t0, c0 = time.perf_counter(), time.process_time()
     fn(*args, **kwargs)
-    return time.perf_counter() - t0, time.process_time() - c0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return wall, cpu, descendants_cpu() - d0
 
 
 def child_processes() -> list[str]:
@@ -214,10 +242,10 @@ def measure_overhead_parts(spec_path: Path, work: Path) -> dict[str, float]:
     # what crosses process boundaries in the pool/Dask modes
     t0 = time.perf_counter()
     task_bytes = sum(len(pickle.dumps(t, protocol=pickle.HIGHEST_PROTOCOL)) for t in tasks)
-    parts["pickle tasks"] = time.perf_counter() - t0
+    parts["_pickle_tasks_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     out_bytes = sum(len(pickle.dumps(o, protocol=pickle.HIGHEST_PROTOCOL)) for o in outputs)
-    parts["pickle results"] = time.perf_counter() - t0
+    parts["_pickle_results_s"] = time.perf_counter() - t0
     parts["_task_bytes"] = task_bytes / len(tasks)
     parts["_result_bytes"] = out_bytes / len(tasks)
     parts["_n"] = len(tasks)
@@ -242,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=max(100, Console().width))
     command = "python benchmarks/bench_batch.py" + "".join(
         f" {shlex.quote(a)}" for a in (sys.argv[1:] if argv is None else argv))
     info = machine_info()
@@ -262,52 +290,67 @@ def main(argv: list[str] | None = None) -> int:
                   f"nproc {info['nproc']}, load average {info['loadavg_start']}")
     counter = iter(range(1_000_000))
 
-    serial_cpu: list[float] = []
+    times: dict[str, list[float]] = {"serial": [], "pool": [], "dask": []}
+    if args.cold:
+        times |= {"pool_cold": [], "dask_cold": []}
+    cpu_parent: dict[str, list[float]] = {k: [] for k in times}
+    cpu_workers: dict[str, list[float]] = {k: [] for k in times}
 
-    def batch(executor=None, **kw) -> float:
+    def batch(mode: str | None, executor=None, **kw) -> None:
         out = tmp / f"out-{next(counter)}"
-        t, cpu = timed(run_experiment, spec_path, executor, out=out, **kw)
-        if executor is None and kw.get("workers") == 1:
-            serial_cpu.append(cpu)
+        wall, cpu, cpu_desc = timed(run_experiment, spec_path, executor, out=out, **kw)
         meta = json.loads((out / "metadata.json").read_text())
         if meta.get("runs_done") != n_runs:
             raise RuntimeError(f"batch in {out} finished {meta.get('runs_done')} of {n_runs} runs")
         shutil.rmtree(out)
-        return t
+        if mode is not None:  # None: warm-up
+            times[mode].append(wall)
+            cpu_parent[mode].append(cpu)
+            cpu_workers[mode].append(cpu_desc)
 
-    times: dict[str, list[float]] = {"serial": [], "pool": [], "dask": []}
-    if args.cold:
-        times |= {"pool_cold": [], "dask_cold": []}
     parts_all: list[dict[str, float]] = []
     pool = cluster = client = None
-    try:
-        # warm-up: imports in this process, forkserver start, worker imports, file caches
-        t_warm = time.perf_counter()
-        batch(workers=1)
-        pool = make_process_pool(WORKERS)
-        batch(pool)
+
+    def start_dask() -> None:
+        nonlocal cluster, client
         cluster = LocalCluster(n_workers=WORKERS, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.ERROR)
         client = Client(cluster)
-        batch(client)
-        console.print(f"warm-up (one batch per mode, pool and cluster start) "
-                      f"{time.perf_counter() - t_warm:.1f} s")
+        batch(None, client)  # warm-up: workers import the model
 
-        for i in range(args.repeats):
-            times["serial"].append(batch(workers=1))
-            times["pool"].append(batch(pool))
-            times["dask"].append(batch(client))
-            if args.cold:
-                times["pool_cold"].append(batch(workers=WORKERS))
-                times["dask_cold"].append(batch(scheduler="local", workers=WORKERS))
-            parts_all.append(measure_overhead_parts(spec_path, tmp / f"parts-{i}"))
-            console.print(f"repeat {i + 1}/{args.repeats}: " + ", ".join(
-                f"{k} {v[-1]:.2f} s" for k, v in times.items()) + f" (load {loadavg()})")
-    finally:
+    def stop_dask() -> None:
+        nonlocal cluster, client
         if client is not None:
             client.close()
         if cluster is not None:
             cluster.close()
+        client = cluster = None
+
+    try:
+        # warm-up: imports in this process, forkserver start, worker imports, file caches
+        t_warm = time.perf_counter()
+        batch(None, workers=1)
+        pool = make_process_pool(WORKERS)
+        batch(None, pool)
+        console.print(f"warm-up (a batch in this process, pool start and a batch) "
+                      f"{time.perf_counter() - t_warm:.1f} s")
+
+        for i in range(args.repeats):
+            batch("serial", workers=1)
+            batch("pool", pool)  # idle between its batches, the pool costs no CPU
+            # an idle Dask cluster does (heartbeats, event loops: several % of a core), so it
+            # lives only for its own batch: started and warmed up untimed, then timed
+            start_dask()
+            batch("dask", client)
+            stop_dask()
+            if args.cold:
+                batch("pool_cold", workers=WORKERS)
+                batch("dask_cold", scheduler="local", workers=WORKERS)
+            parts_all.append(measure_overhead_parts(spec_path, tmp / f"parts-{i}"))
+            console.print(f"repeat {i + 1}/{args.repeats}: " + ", ".join(
+                f"{k} {v[-1]:.2f} s" for k, v in times.items()) + f" (load {loadavg()})")
+    finally:
+        stop_dask()
         if pool is not None:
             pool.shutdown(wait=True)
         stop_mp_helpers()
@@ -324,10 +367,10 @@ def main(argv: list[str] | None = None) -> int:
     exec_per_run = parts["execute (model work)"] / n_runs
     batch_per_run = med["serial"] / n_runs
     overhead_share = (batch_per_run - exec_per_run) / batch_per_run
-    # the same in CPU seconds of this process: less sensitive to noisy neighbours
-    cpu_batch = statistics.median(serial_cpu[1:] or serial_cpu)  # [0] is the warm-up
-    cpu_exec = parts["_execute_cpu"]
-    overhead_share_cpu = (cpu_batch - cpu_exec) / cpu_batch
+    # the same from the runner's pieces, each timed alone right after execute: less exposed to
+    # a noisy neighbour than the difference of two separately timed batches
+    pieces = sum(v for k, v in parts.items() if k in OVERHEAD_PIECES)
+    overhead_share_pieces = pieces / (parts["execute (model work)"] + pieces)
 
     labels = {
         "serial": "serial (workers=1)",
@@ -359,11 +402,36 @@ def main(argv: list[str] | None = None) -> int:
     o.add_row("[bold]overhead = batch - execute[/bold]",
               f"[bold]{1000 * (batch_per_run - exec_per_run):.1f}[/bold]",
               f"[bold]{overhead_share:.1%}[/bold]")
-    o.add_row("overhead in CPU time of this process",
-              f"{1000 * (cpu_batch - cpu_exec) / n_runs:.1f}", f"{overhead_share_cpu:.1%}")
+    o.add_row("overhead from the pieces above (timed back to back)",
+              f"{1000 * pieces / n_runs:.1f}", f"{overhead_share_pieces:.1%}")
     console.print(o)
-    console.print(f"pickled per run: task {parts['_task_bytes'] / 1024:.1f} KiB, "
-                  f"result {parts['_result_bytes'] / 1024:.1f} KiB")
+    # CPU accounting (less disturbed by other load than wall time): parent and workers
+    c = Table(title="CPU seconds per run (median); predicted speed-up on an idle machine",
+              header_style="bold")
+    for col in ("mode", "parent", "workers", "total", "CPU-bound speed-up"):
+        c.add_column(col, justify="left" if col == "mode" else "right")
+    cpu_med = {}
+    for k in ("serial", "pool", "dask"):
+        par = statistics.median(cpu_parent[k]) / n_runs
+        wrk = statistics.median(cpu_workers[k]) / n_runs
+        cpu_med[k] = {"parent": par, "workers": wrk, "total": par + wrk}
+    # serial: the model runs in this process; "workers" is then only the idle pool's
+    # background CPU (about nothing), left out of the serial reference
+    serial_total = cpu_med["serial"]["parent"]
+    for k, v in cpu_med.items():
+        # all processes share WORKERS cores: wall >= total CPU / WORKERS, the parent alone is
+        # one thread, and the compaction after the last run overlaps nothing
+        comp = parts["compact"] / n_runs
+        pred = 1.0 if k == "serial" else serial_total / (
+            max((v["total"] - comp) / WORKERS, v["parent"] - comp) + comp)
+        v["predicted_speedup"] = pred
+        c.add_row(labels[k], f"{1000 * v['parent']:.0f} ms", f"{1000 * v['workers']:.0f} ms",
+                  f"{1000 * v['total']:.0f} ms", f"{pred:.2f}")
+    console.print(c)
+    console.print(f"crossing processes per run (pool, Dask): task {parts['_task_bytes'] / 1024:.1f} KiB "
+                  f"pickled in {1000 * parts['_pickle_tasks_s'] / n_runs:.2f} ms, result "
+                  f"{parts['_result_bytes'] / 1024:.1f} KiB in "
+                  f"{1000 * parts['_pickle_results_s'] / n_runs:.2f} ms")
     console.print(f"speed-up pool/serial {speedup['pool']:.2f}, dask/serial {speedup['dask']:.2f} "
                   f"(target >= 1.8); overhead share {overhead_share:.1%} (target <= 10%)")
     console.print(
@@ -382,8 +450,9 @@ def main(argv: list[str] | None = None) -> int:
             "repeats": args.repeats, "workers": WORKERS, "times_s": times, "median_s": med,
             "runs_per_minute": rpm, "speedup_vs_serial": speedup,
             "execute_s_per_run": exec_per_run, "serial_batch_s_per_run": batch_per_run,
-            "overhead_share": overhead_share, "overhead_share_cpu": overhead_share_cpu,
-            "serial_batch_cpu_s": serial_cpu, "overhead_parts_s": parts,
+            "overhead_share": overhead_share, "overhead_share_pieces": overhead_share_pieces,
+            "cpu_parent_s": cpu_parent, "cpu_workers_s": cpu_workers,
+            "cpu_per_run_median_s": cpu_med, "overhead_parts_s": parts,
             "processes_left": left,
         }, indent=2) + "\n")
     return 1 if left else 0

@@ -20,8 +20,10 @@ import sys
 from pathlib import Path
 
 import mesa.visualization.solara_viz as _solara_viz
+import reacton.core
 import solara
 from mesa.visualization import SolaraViz
+from mesa.visualization.utils import update_counter
 
 from sim.app_components import (
     PANELS,
@@ -54,12 +56,41 @@ def _use_panel_layout() -> None:
 
 _use_panel_layout()
 
+# This session's render context (Solara reactive variables are per session).
+_render_context = solara.reactive(None)
+
+
+def force_update_once() -> None:
+    """Mesa's ``force_update`` (tell every panel a new day is there), as one render.
+
+    Each panel, and Mesa's own step counter, listens to Mesa's update counter; without a batch
+    Solara renders the page once per listener (nine times a day here). Inside the session's
+    render context as a batch, the listeners' renders merge into one."""
+    rc = _render_context.value
+    if rc is None:
+        update_counter.value += 1
+        return
+    with rc:
+        update_counter.value += 1
+
+
+def _use_batched_updates() -> None:
+    if getattr(_solara_viz.force_update, "_govsim", False):
+        return
+    force_update_once._govsim = True
+    _solara_viz.force_update = force_update_once
+
+
+_use_batched_updates()
+
 
 @solara.component
 def Page():
     """One browser session: its own model and controls."""
     initial = solara.use_memo(lambda: ExplorerModel(current_settings.value), [])
     model = solara.use_reactive(initial)
+    rc = reacton.core.get_render_context()
+    solara.use_effect(lambda: _render_context.set(rc), [])
     solara.Title("govsim explorer")
     solara.Style(CSS)
     SolaraViz(model, components=[c for c, _ in PANELS], name=TITLE, play_interval=150)
@@ -96,16 +127,16 @@ def _free_port(host: str) -> int:
 
 def check_environment() -> list[str]:
     """Problems that would leave the page blank or broken, as messages (empty: none)."""
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
     problems = []
     try:
         if int(version("ipyvuetify").split(".")[0]) >= 3:
             problems.append(
                 "ipyvuetify 3 (Vue 3) is installed: SolaraViz's draggable panel grid needs Vue 2; "
-                "install 'ipyvuetify<2' 'ipyvue<2'"
+                "install 'ipyvuetify<2'"
             )
-    except Exception:  # pragma: no cover - not installed at all
+    except (PackageNotFoundError, ValueError):  # pragma: no cover - not installed at all
         problems.append("ipyvuetify is not installed (install mesa[rec])")
     return problems
 
@@ -146,17 +177,19 @@ def serve(scenario: str | None, host: str = "127.0.0.1", port: int = 8765,
     os.environ.setdefault("SOLARA_TELEMETRY_MIXPANEL_ENABLE", "False")
     if port == 0:
         port = _free_port(host)
+    try:
+        with socket.socket() as probe:
+            probe.bind((host, port))
+    except OSError as exc:
+        print(f"govsim explore: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     url = f"http://{host}:{port}"
     print(f"govsim explore: {scenario or 'default'} at {url}  (Ctrl+C stops the server)", flush=True)
 
+    import solara.server.settings as solara_settings
     from solara.__main__ import cli
 
-    try:
-        import solara.server.settings as solara_settings
-
-        solara_settings.telemetry.mixpanel_enable = False
-    except Exception:  # pragma: no cover
-        pass
+    solara_settings.telemetry.mixpanel_enable = False
     args = ["run", "sim.app", "--host", host, "--port", str(port), "--production",
             "--no-check-version", "--open" if open_browser else "--no-open",
             "--theme-loader", "plain"]
@@ -164,9 +197,8 @@ def serve(scenario: str | None, host: str = "127.0.0.1", port: int = 8765,
         cli.main(args=args, prog_name="solara", standalone_mode=False)
     except KeyboardInterrupt:
         return 0
-    except SystemExit as exc:  # uvicorn exits 1 when it cannot bind the port
-        code = exc.code if isinstance(exc.code, int) else 1
-        return code
+    except SystemExit as exc:  # uvicorn exits non-zero when it cannot start
+        return 0 if exc.code in (0, None) else 1
     except Exception as exc:  # noqa: BLE001 - report any server failure as exit 1
         print(f"govsim explore: server failed: {exc}", file=sys.stderr)
         return 1

@@ -43,19 +43,19 @@ def cache_dir() -> Path:
         from solara.server import settings
 
         return Path(settings.assets.proxy_cache_dir)
-    except Exception:  # pragma: no cover - solara missing or misconfigured
+    except (ImportError, AttributeError):  # pragma: no cover - solara missing or changed
         return Path(sys.prefix) / "share" / "solara" / "cdn"
 
 
 def required() -> list[tuple[str, str, str]]:
     """The packages this Solara version's page loads (the Vuetify app depends on ipyvuetify's and
     ipywidgets' major versions)."""
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
     try:
         widgets = int(version("ipywidgets").split(".")[0])
         vuetify = int(version("ipyvuetify").split(".")[0])
-    except Exception:  # pragma: no cover - not installed: report what the newest stack needs
+    except (PackageNotFoundError, ValueError):  # pragma: no cover - report what the newest stack needs
         widgets, vuetify = 8, 3
     package, spec = _VUETIFY[3 if vuetify >= 3 else 1]
     return [(package, spec, f"dist/solara-vuetify-app{widgets}.min.js"), *_COMMON]
@@ -74,7 +74,7 @@ def _npm_pack(package: str, spec: str, target: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(
             [npm, "pack", f"{package}@{spec}", "--silent"], cwd=tmp, capture_output=True,
-            text=True, timeout=300,
+            text=True, timeout=300, check=False,
         )
         if out.returncode != 0:
             raise RuntimeError(f"npm pack {package}@{spec} failed: {out.stderr.strip()[-500:]}")

@@ -16,7 +16,7 @@ lay those results out.
   incidents by category and state, and staff markers (grid workers, police, volunteers,
   riders; volunteers and riders sampled, one marker standing for several agents).
 * :func:`series` gives the daily chart data; the ``*_chart`` functions build Altair charts
-  (Mesa's visualisation renders Altair through ``solara.FigureAltair``, as its own components do).
+  (Mesa's visualisation renders Altair with Solara's ``VegaLite`` widget, as its own components do).
 """
 
 from __future__ import annotations
@@ -27,19 +27,19 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import altair as alt
 import mesa
 import numpy as np
 import pandas as pd
 import solara
-from mesa.visualization.utils import force_update, update_counter
+from mesa.visualization.utils import update_counter
 
 from sim.agents import GridWorker, PoliceOfficer, Volunteer
 from sim.incidents import CATEGORIES, KNOWN, PAPER_CLOSED, UNDISCOVERED
 from sim.model import GovernanceModel
-from sim.scenario import CHANNELS, SCENARIO_DIR, Scenario, ScenarioError, load_scenario
+from sim.scenario import CHANNELS, SCENARIO_DIR, ScenarioError, load_scenario
 
 # --------------------------------------------------------------------------- settings
 SCENARIO_ENV = "GOVSIM_EXPLORE_SCENARIO"
@@ -268,26 +268,6 @@ ROLE_SHAPES = ("triangle-up", "square", "circle", "diamond")
 RUN_COLOURS = ("#1f77b4", "#d62728")
 
 
-def records(df: pd.DataFrame, digits: int = 4) -> list[dict[str, Any]]:
-    """Rows of a frame as JSON-ready dicts, built column-wise (pandas' ``to_dict`` costs ~0.1 s
-    per thousand rows; this is ~100x faster). Floats are rounded; NaN becomes null."""
-    cols = {}
-    for name in df.columns:
-        a = df[name].to_numpy()
-        if a.dtype.kind == "f":
-            a = np.round(a.astype(np.float64), digits)
-            vals = a.tolist()
-            if np.isnan(a).any():
-                vals = [None if v != v else v for v in vals]
-        elif a.dtype.kind in "iub":
-            vals = a.tolist()
-        else:
-            vals = [None if (isinstance(v, float) and v != v) else v for v in a.tolist()]
-        cols[str(name)] = vals
-    keys = list(cols)
-    return [dict(zip(keys, row, strict=True)) for row in zip(*cols.values(), strict=True)]
-
-
 class Figure:
     """A Vega-Lite chart built with Altair whose data travel as named datasets of JSON text.
 
@@ -301,11 +281,12 @@ class Figure:
     depends on (labels, sizes, switches), never data.
     """
 
-    _cache: dict[Any, dict[str, Any]] = {}
+    _cache: ClassVar[dict[Any, dict[str, Any]]] = {}
     _CACHE_SIZE = 512
 
-    def __init__(self, key: Any) -> None:
+    def __init__(self, key: Any, svg: bool = True) -> None:
         self.key = key
+        self.svg = svg  # SVG for charts; the map (thousands of marks) draws faster on a canvas
         self.datasets: dict[str, str] = {}
         self.chart: alt.TopLevelMixin | None = None
 
@@ -341,6 +322,9 @@ class Figure:
         # the page loads Vega-Lite 5 (solara's VegaLite widget); Altair writes the v6 schema URL
         out["$schema"] = "https://vega.github.io/schema/vega-lite/v5.json"
         out["datasets"] = dict(self.datasets)
+        if self.svg:
+            # vega-embed's renderer option: SVG keeps titles and labels readable as text
+            out["usermeta"] = {"embedOptions": {"renderer": "svg"}}
         return out
 
 
@@ -563,6 +547,7 @@ def map_data(run: Run, layer: str = "density") -> MapData:
         "category": np.asarray(CATEGORIES, dtype=object)[log.category[open_ids]],
         "state": np.asarray(STATE_LABELS, dtype=object)[state_code],
         "id": open_ids.astype(np.int64),
+        "grid": city.grid[ocell].astype(np.int64),
     })
 
     # staff
@@ -578,14 +563,15 @@ def map_data(run: Run, layer: str = "density") -> MapData:
             return
         jx_, jy_ = _jitter(ids, 7)
         parts.append(pd.DataFrame({"x": ((cells_ % w) + 0.5 + jx_) / f,
-                                   "y": ((cells_ // w) + 0.5 + jy_) / f, "role": role}))
+                                   "y": ((cells_ // w) + 0.5 + jy_) / f, "role": role,
+                                   "grid": city.grid[cells_].astype(np.int64)}))
 
     wc = p.worker_last_cell[s["worker_grid"]] if len(s["worker_grid"]) else np.zeros(0, np.int64)
     add(ROLE_NAMES[0], np.where(wc >= 0, wc, s["worker_cell"]), s["worker_id"])
     add(ROLE_NAMES[1], _officer_cells(model, s), s["officer_id"])
     add(ROLE_NAMES[2], s["helper_cell"], s["helper_id"])
     add(ROLE_NAMES[3], _rider_cells(model, s), s["rider_id"])
-    staff = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["x", "y", "role"])
+    staff = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["x", "y", "role", "grid"])
 
     return MapData(run=run.label, day=model.steps, layer=layer, factor=f, width=bw, height=bh,
                    cells=cells, boundaries=s["boundaries"], grids=grid_table(model),
@@ -641,7 +627,7 @@ def map_chart(data: list[MapData], show_incidents: bool = True, show_staff: bool
            tuple((d.run, d.width, d.height, d.factor, tuple(sorted(d.role_scale.items())),
                   len(d.incidents) > 0, len(d.staff) > 0,
                   selected is not None and selected[0] == k) for k, d in enumerate(data)))
-    fig = Figure(key)
+    fig = Figure(key, svg=False)
     refs = []
     for k, d in enumerate(data):
         r = {"cells": fig.data(d.cells[["x", "y", "value", "grid"]]),
@@ -650,11 +636,11 @@ def map_chart(data: list[MapData], show_incidents: bool = True, show_staff: bool
         if show_boundaries:
             r["boundaries"] = fig.data(d.boundaries)
         if show_incidents and len(d.incidents):
-            r["incidents"] = fig.data(d.incidents[["x", "y", "category", "state"]], 3)
+            r["incidents"] = fig.data(d.incidents[["x", "y", "category", "state", "grid"]], 3)
         if show_staff and len(d.staff):
             labels = {role: _role_label(role, d.role_scale.get(role, 1)) for role in ROLE_NAMES}
             r["staff"] = fig.data(pd.DataFrame({"x": d.staff["x"], "y": d.staff["y"],
-                                                "who": d.staff["role"].map(labels)}), 3)
+                                                "who": d.staff["role"].map(labels), "grid": d.staff["grid"]}), 3)
         if selected is not None and selected[0] == k:
             box = _grid_box(d, selected[1])
             r["selected"] = fig.data([box] if box else [])
@@ -697,7 +683,7 @@ def _map_spec(data: list[MapData], refs: list[dict[str, Any]], title: str, unit:
             layers.append(alt.Chart(r["boundaries"]).mark_rule(color="#333333", strokeWidth=0.8, opacity=0.75)
                           .encode(x=x, y=y, x2="x2:Q", y2="y2:Q"))
         if "incidents" in r:
-            layers.append(alt.Chart(r["incidents"]).mark_point(
+            layers.append(alt.Chart(r["incidents"]).transform_calculate(run=str(k)).mark_point(
                 filled=True, size=max(18, min(60, px * px * 0.35)), stroke="white", strokeWidth=0.4, opacity=0.95,
             ).encode(
                 x=x, y=y,
@@ -707,11 +693,12 @@ def _map_spec(data: list[MapData], refs: list[dict[str, Any]], title: str, unit:
                 fill=alt.Fill("state:N", title="Incident state",
                               scale=alt.Scale(domain=list(STATE_LABELS), range=list(STATE_COLOURS)),
                               legend=alt.Legend(orient="right") if first else None),
-                tooltip=[alt.Tooltip("category:N", title="Incident"), alt.Tooltip("state:N", title="State")]))
+                tooltip=[alt.Tooltip("category:N", title="Incident"), alt.Tooltip("state:N", title="State"),
+                         alt.Tooltip("grid:Q", title="Grid (click for details)")]))
         if "staff" in r:
             domain = [_role_label(role, d.role_scale.get(role, 1)) for role in ROLE_NAMES]
             staff_legend = alt.Legend(orient="right") if first else None
-            layers.append(alt.Chart(r["staff"]).mark_point(
+            layers.append(alt.Chart(r["staff"]).transform_calculate(run=str(k)).mark_point(
                 filled=False, size=max(16, min(46, px * px * 0.3)), strokeWidth=1.4, opacity=0.9,
             ).encode(
                 x=x, y=y,
@@ -719,7 +706,7 @@ def _map_spec(data: list[MapData], refs: list[dict[str, Any]], title: str, unit:
                                   scale=alt.Scale(domain=domain, range=list(ROLE_COLOURS)), legend=staff_legend),
                 shape=alt.Shape("who:N", title="Staff (today's position)",
                                 scale=alt.Scale(domain=domain, range=list(ROLE_SHAPES)), legend=staff_legend),
-                tooltip=[alt.Tooltip("who:N", title="Staff")]))
+                tooltip=[alt.Tooltip("who:N", title="Staff"), alt.Tooltip("grid:Q", title="Grid (click for details)")]))
         if "selected" in r:
             layers.append(alt.Chart(r["selected"]).mark_rect(fill=None, stroke="#ffd700", strokeWidth=3)
                           .encode(x=x, x2="x2:Q", y=y, y2="y2:Q"))
@@ -781,8 +768,8 @@ def series(model: ExplorerModel) -> pd.DataFrame:
 
 
 def _day_key(df: pd.DataFrame) -> int:
-    """The part of a chart's key that the day axis depends on (ticks differ up to day 10)."""
-    return min(11, int(df["day"].max())) if len(df) else 0
+    """The part of a chart's key that the day axis depends on (none: see ``_day_axis``)."""
+    return 0
 
 
 def _labels(model: ExplorerModel) -> tuple[str, ...]:
@@ -804,11 +791,10 @@ def _empty(title: Any, width: int, height: int, note: str = "Press Step or ▶ t
 CHART_W, CHART_H = 380, 190
 
 
-def _day_axis(df: pd.DataFrame) -> alt.X:
-    """Days as whole numbers (in the first days, one tick per day)."""
-    days = int(df["day"].max()) if len(df) else 1
-    values = list(range(1, days + 1)) if days <= 10 else alt.Undefined
-    return alt.X("day:Q", title="Day", axis=alt.Axis(format="d", values=values))
+def _day_axis(df: pd.DataFrame | None = None) -> alt.X:
+    """Days as whole numbers; the axis spans at least days 1-10 (so early ticks are whole days)."""
+    return alt.X("day:Q", title="Day", axis=alt.Axis(format="d", tickMinStep=1),
+                 scale=alt.Scale(domain=alt.DomainUnionWith(unionWith=[1, 10]), nice=False))
 MEASURES = {"closure_rate": "closed officially", "resolution_rate": "truly resolved"}
 
 
@@ -1041,7 +1027,6 @@ show_staff = solara.reactive(True)
 show_boundaries = solara.reactive(True)
 selected_grid: solara.Reactive[tuple[int, int] | None] = solara.reactive(None)
 settings_error = solara.reactive("")
-build_count = solara.reactive(0)
 
 
 def apply_settings(model_r: solara.Reactive, new: Settings) -> bool:
@@ -1055,9 +1040,7 @@ def apply_settings(model_r: solara.Reactive, new: Settings) -> bool:
     settings_error.set("")
     current_settings.set(new)
     selected_grid.set(None)
-    build_count.set(build_count.value + 1)
-    model_r.set(m)
-    force_update()
+    model_r.set(m)  # every panel gets the new model: no need for Mesa's force_update here
     return True
 
 
@@ -1169,14 +1152,16 @@ def MapPanel(model: ExplorerModel):
     figures, click it for the details panel."""
     update_counter.get()
     with _timed("map"):
-        data = [map_data(r, map_layer.value) for r in model.runs]
-        size = 560 if not model.compare else 420
-        chart = map_chart(data, show_incidents.value, show_staff.value, show_boundaries.value,
-                          selected_grid.value, size=size)
+        layer, inc, staff, bounds, sel = (map_layer.value, show_incidents.value, show_staff.value,
+                                          show_boundaries.value, selected_grid.value)
 
-        def on_click(datum):
-            if datum and "grid" in datum and datum.get("grid") is not None:
-                selected_grid.set((int(datum.get("run", 0) or 0), int(datum["grid"])))
+        def build():
+            data = [map_data(r, layer) for r in model.runs]
+            size = 560 if not model.compare else 380
+            return data, map_chart(data, inc, staff, bounds, sel, size=size).spec()
+
+        data, spec = use_spec(build, [model, model.days, layer, inc, staff, bounds, sel])
+        on_click = _on_map_click
 
         with solara.Column(gap="4px", style={"padding": "4px 8px"}, classes=["govsim-map"]):
             with solara.Row(gap="16px", style={"align-items": "center", "flex-wrap": "wrap"}):
@@ -1190,12 +1175,18 @@ def MapPanel(model: ExplorerModel):
             solara.Text(" | ".join(_map_caption(d) for d in data), classes=["govsim-map-caption"],
                         style={"font-size": "13px", "color": "#444"})
             if model.compare:
-                VegaFigure(chart, on_click=on_click)
+                VegaFigure(spec, on_click=on_click)
                 GridDetails(model)
             else:
                 with solara.Row(gap="12px", style={"align-items": "flex-start"}):
-                    VegaFigure(chart, on_click=on_click)
+                    VegaFigure(spec, on_click=on_click)
                     GridDetails(model)
+
+
+def _on_map_click(datum) -> None:
+    """A click on the map selects the grid under the pointer (run index and grid id)."""
+    if datum and datum.get("grid") is not None:
+        selected_grid.set((int(datum.get("run", 0) or 0), int(datum["grid"])))
 
 
 def _map_caption(d: MapData) -> str:
@@ -1225,8 +1216,8 @@ def GridDetails(model: ExplorerModel):
             f"population: {int(row.population):,}",
             f"area: {city.grid_area_km2[g]:.2f} km²",
             f"grid worker utilisation: {_fmt(row.worker_utilisation, 'share')}",
-            f"open incidents: {int(row.open_incidents)} ({int(row.open_reported)} reported, "
-            f"{int(row.open_latent)} not yet found)",
+            (f"open incidents: {int(row.open_incidents)} ({int(row.open_reported)} reported, "
+             f"{int(row.open_latent)} not yet found)"),
             f"unresolved backlog: {int(row.unresolved_backlog)}",
             f"perceived safety (mean, 0-1): {safety}",
         ]
@@ -1238,11 +1229,18 @@ def GridDetails(model: ExplorerModel):
 
 
 @solara.component
-def VegaFigure(fig: Figure, on_click=None):
-    """Show a :class:`Figure` with the widget ``solara.FigureAltair`` uses (the spec is built
-    without Altair's per-record validation; see :class:`Figure`)."""
-    return solara.widgets.VegaLite.element(spec=fig.spec(), on_click=on_click,
+def VegaFigure(spec: dict[str, Any], on_click=None):
+    """Show a Vega-Lite spec (from :meth:`Figure.spec`) with the widget ``solara.FigureAltair``
+    uses. Pass the same dict object while nothing changed: then the browser gets nothing."""
+    return solara.widgets.VegaLite.element(spec=spec, on_click=on_click,
                                            listen_to_click=on_click is not None)
+
+
+def use_spec(build, dependencies: list[Any]) -> dict[str, Any]:
+    """A chart spec rebuilt only when the model, its day or a display switch changed. Solara
+    may render a panel several times per simulated day (once per state change it hears of);
+    only the first of those builds anything."""
+    return solara.use_memo(build, dependencies=dependencies)
 
 
 def _chart_component(name: str, builder):
@@ -1250,9 +1248,9 @@ def _chart_component(name: str, builder):
     def ChartPanel(model: ExplorerModel):
         update_counter.get()
         with _timed(name):
-            chart = builder(model)
+            spec = use_spec(lambda: builder(model).spec(), [model, model.days])
             with solara.Div(classes=[f"govsim-chart-{name}"], style={"padding": "4px"}):
-                VegaFigure(chart)
+                VegaFigure(spec)
     ChartPanel.__name__ = f"{name.title()}Chart"
     return ChartPanel
 
@@ -1268,6 +1266,7 @@ SurveyChart = _chart_component("survey", survey_chart)
 def ComparePanel(model: ExplorerModel):
     update_counter.get()
     with _timed("compare"):
+        spec = use_spec(lambda: difference_chart(model).spec() if model.compare else None, [model, model.days])
         with solara.Div(classes=["govsim-chart-compare"], style={"padding": "4px"}):
             if not model.compare:
                 solara.HTML(tag="div", unsafe_innerHTML=(
@@ -1276,19 +1275,19 @@ def ComparePanel(model: ExplorerModel):
                     "appears beside this one, its lines join the charts, and the difference of the "
                     "headline outcomes is shown here as it evolves."), style={"padding": "8px"})
                 return
-            VegaFigure(difference_chart(model))
+            VegaFigure(spec)
 
 
 # (component, page, (x, y, w, h)) in SolaraViz's 12-column draggable grid (rows of 30 px).
 PANELS = (
     (StatusPanel, (0, 0, 12, 7)),
     (MapPanel, (0, 7, 12, 19)),
-    (RatesChart, (0, 26, 6, 8)),
-    (BacklogChart, (6, 26, 6, 8)),
-    (TTRChart, (0, 34, 6, 8)),
-    (ChannelsChart, (6, 34, 6, 8)),
-    (SurveyChart, (0, 42, 6, 8)),
-    (ComparePanel, (6, 42, 6, 8)),
+    (RatesChart, (0, 26, 6, 9)),
+    (BacklogChart, (6, 26, 6, 9)),
+    (TTRChart, (0, 35, 6, 9)),
+    (ChannelsChart, (6, 35, 6, 9)),
+    (SurveyChart, (0, 44, 6, 9)),
+    (ComparePanel, (6, 44, 6, 9)),
 )
 
 
@@ -1298,5 +1297,3 @@ def panel_layout() -> list[dict[str, Any]]:
             for i, (_, (x, y, w, h)) in enumerate(PANELS)]
 
 
-def scenario_for_display(cfg: Scenario) -> str:  # pragma: no cover - convenience
-    return f"{cfg.name}: {cfg.description}"
