@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     def start_dask() -> None:
         nonlocal cluster, client
         cluster = LocalCluster(n_workers=WORKERS, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=None, silence_logs=logging.CRITICAL)
         client = Client(cluster)
         batch(None, client)  # warm-up: workers import the model
 

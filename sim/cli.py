@@ -200,9 +200,13 @@ def cmd_experiment_analyze(args: argparse.Namespace) -> int:
     path = Path(args.dir)
     if not (path / "metadata.json").is_file():
         raise UsageError(f"{path} is not a results directory (no metadata.json)")
-    frames = analyze(path)
+    try:
+        frames = analyze(path)
+    except ValueError as exc:
+        raise UsageError(f"{exc} (if the batch is incomplete, finish it with `govsim experiment run SPEC"
+                         f" --out {path} --resume`)") from None
     console = _console()
-    for table in format_tables(frames):
+    for table in format_tables(frames, conf_level=0.95):
         console.print(table)
     console.print(f"Written to [bold]{path / 'analysis'}[/bold]")
     return 0

@@ -76,6 +76,10 @@ DEFAULT_OUTCOMES = (
     "worker_utilisation",
 )
 TABLES = ("runs", "timeseries", "incidents")
+FLUSH_SECONDS = 2.0
+FLUSH_RUNS = 64
+# Test hook: write every N finished runs (1 = each run at once), to test kills between writes.
+FLUSH_ENV = "GOVSIM_FLUSH_RUNS"
 # Test hook: runs whose id matches this regular expression raise (to test failure handling).
 FAIL_ENV = "GOVSIM_TEST_FAIL_RUN"
 
@@ -316,9 +320,21 @@ def build_experiment(raw: dict[str, Any], src: str = "experiment", base_dir: Pat
                     file=src,
                 ) from None
     canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
+    # the model's code is part of what a run depends on: resuming across a code change would
+    # mix results of two models in one table
+    canonical += code_digest()
     scen_digest = json.dumps({k: v.digest() for k, v in base.items()}, sort_keys=True)
     spec_hash = hashlib.sha256((canonical + scen_digest).encode()).hexdigest()
     return Experiment(spec, src, raw, base, factors, points, design_meta, spec_hash)
+
+
+def code_digest() -> str:
+    """SHA-256 of the model's source files (``sim/*.py``): the code that computes the numbers."""
+    h = hashlib.sha256()
+    for f in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
 
 
 def _parse_factors(spec: ExperimentSpec, src: str) -> list[Factor]:
@@ -530,14 +546,21 @@ class ResultStore:
         df.to_parquet(tmp, index=False)
         os.replace(tmp, dest)
 
-    def write(self, out: RunOutput) -> None:
-        rid = out.row["run_id"]
-        if out.timeseries is not None:
-            self._write_atomic(out.timeseries, self.part_dir("timeseries") / f"{rid}.parquet")
-        if out.incidents is not None:
-            self._write_atomic(out.incidents, self.part_dir("incidents") / f"{rid}.parquet")
-        # the runs part is written last: its presence marks the run as recorded
-        self._write_atomic(pd.DataFrame([out.row]), self.part_dir("runs") / f"{rid}.parquet")
+    def write(self, outs: list[RunOutput]) -> None:
+        """Write finished runs as one part per table (a batch of runs, named by time so later
+        batches sort after earlier ones). The runs part is written last: its presence marks
+        the batch's runs as recorded, so a kill at any moment leaves either all of a batch or
+        an orphan timeseries/incidents part that resume removes."""
+        if not outs:
+            return
+        name = f"{time.time_ns():020d}-{os.getpid()}"
+        ts = [o.timeseries for o in outs if o.timeseries is not None]
+        inc = [o.incidents for o in outs if o.incidents is not None]
+        if ts:
+            self._write_atomic(pd.concat(ts, ignore_index=True), self.part_dir("timeseries") / f"{name}.parquet")
+        if inc:
+            self._write_atomic(pd.concat(inc, ignore_index=True), self.part_dir("incidents") / f"{name}.parquet")
+        self._write_atomic(pd.DataFrame([o.row for o in outs]), self.part_dir("runs") / f"{name}.parquet")
 
     def runs(self) -> pd.DataFrame:
         frames = []
@@ -578,13 +601,16 @@ class ResultStore:
             self._write_atomic(new, dest)
             shutil.rmtree(pdir)
 
-    def drop_orphan_parts(self, keep: set[str]) -> None:
-        """Remove timeseries/incident parts of runs that never recorded (killed mid-write)."""
-        for table in ("timeseries", "incidents"):
+    def drop_orphan_parts(self) -> None:
+        """Remove timeseries/incident parts whose batch never recorded its runs part (killed
+        mid-write), and leftover temporary files."""
+        rdir = self.part_dir("runs")
+        recorded = {p.stem for p in rdir.glob("*.parquet")} if rdir.is_dir() else set()
+        for table in TABLES:
             pdir = self.part_dir(table)
             if pdir.is_dir():
                 for p in pdir.glob("*.parquet"):
-                    if p.stem not in keep:
+                    if p.stem not in recorded:
                         p.unlink()
                 for p in pdir.glob(".*.tmp-*"):
                     p.unlink()
@@ -606,6 +632,7 @@ def experiment_metadata(exp: Experiment) -> dict[str, Any]:
         "spec_file": exp.source,
         "spec": exp.raw,
         "spec_hash": exp.spec_hash,
+        "code_digest": code_digest(),
         "design": exp.design_meta,
         "factors": [f.name for f in exp.factors],
         "levers": {f.name: f.values for f in exp.factors if f.is_lever},
@@ -696,7 +723,8 @@ def run_experiment(
             old = json.loads(meta_file.read_text())
             if old.get("spec_hash") != exp.spec_hash:
                 raise ExperimentError(
-                    f"the experiment changed since {path} was started (spec hash differs); use --force to start over")
+                    f"the experiment file, its scenarios or the model's code (sim/*.py) changed since {path} was"
+                    " started, so resuming would mix results of two versions; use --force to start over")
     path.mkdir(parents=True, exist_ok=True)
     if meta_file.is_file():
         meta = json.loads(meta_file.read_text())
@@ -707,8 +735,8 @@ def run_experiment(
     _write_json_atomic(meta_file, meta)
 
     tasks = plan_runs(exp)
+    store.drop_orphan_parts()
     done = store.done_ids()
-    store.drop_orphan_parts(done)
     todo = [t for t in tasks if t.run_id not in done]
 
     own_client = None
@@ -730,14 +758,24 @@ def run_experiment(
     n_failed = 0
     t_start = time.perf_counter()
     bar = _Progress(len(tasks), len(done), exp.spec.name, enabled=progress)
+    # Finished runs are written in batches (every FLUSH_SECONDS or FLUSH_RUNS runs): one file
+    # per table per batch keeps the parent's work per run small, so workers are not starved;
+    # a kill loses at most the last batch, which resume simply runs again.
+    flush_runs = int(os.environ.get(FLUSH_ENV, FLUSH_RUNS))
+    buffer: list[RunOutput] = []
+    last_flush = time.monotonic()
     try:
         for result in _results(executor, todo):
-            store.write(result)
+            buffer.append(result)
             if result.row["status"] != "done":
                 n_failed += 1
             bar.update(failed=result.row["status"] != "done")
-            gc.collect(0)
+            if len(buffer) >= flush_runs or time.monotonic() - last_flush >= FLUSH_SECONDS:
+                store.write(buffer)
+                buffer = []
+                last_flush = time.monotonic()
     finally:
+        store.write(buffer)  # what finished before an interruption is kept
         bar.close()
         if own_pool is not None:
             own_pool.shutdown(wait=False, cancel_futures=True)
@@ -768,15 +806,20 @@ def _results(executor: Any, todo: list[RunTask]):
         from distributed import as_completed
 
         futures = [executor.submit(execute, t, pure=False, key=f"govsim-{t.run_id}-{time.time_ns()}") for t in todo]
-        for fut in as_completed(futures):
-            yield fut.result()
+        ac = as_completed(futures)
+        del futures  # as_completed holds the pending ones; finished results are not kept
+        for fut in ac:
+            result = fut.result()
+            fut.release()
+            yield result
         return
-    futures = [executor.submit(execute, t) for t in todo]
+    pending = {executor.submit(execute, t) for t in todo}
     try:
-        for fut in cf.as_completed(futures):
+        for fut in cf.as_completed(pending):
+            pending.discard(fut)  # drop our reference: results are not held until the end
             yield fut.result()
     except BaseException:
-        for f in futures:
+        for f in pending:
             f.cancel()
         raise
 

@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS_DIR = PROJECT_ROOT / "results"
-_PACKAGES = ("mesa", "numpy", "scipy", "pandas", "pyarrow", "pydantic", "networkx", "govsim")
+_PACKAGES = ("mesa", "numpy", "scipy", "pandas", "pyarrow", "pydantic", "networkx", "SALib", "dask",
+             "distributed", "govsim")
 
 
 def package_versions() -> dict[str, str]:

@@ -133,7 +133,10 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     full = tmp_path / "full"
     assert _cli("run", str(spec), "--out", str(full), "--workers", "1", "--quiet").wait(300) == 0
     killed = tmp_path / "killed"
-    proc = _cli("run", str(spec), "--out", str(killed), "--workers", "1", "--quiet")
+    # write every run at once, so that the kill lands between recorded runs (by default runs
+    # are written in batches every 2 s, and a kill loses at most the last batch)
+    proc = _cli("run", str(spec), "--out", str(killed), "--workers", "1", "--quiet",
+                env={**os.environ, "GOVSIM_FLUSH_RUNS": "1"})
     deadline = time.time() + 120
     while time.time() < deadline:
         parts = list((killed / "runs").glob("*.parquet")) if (killed / "runs").is_dir() else []
