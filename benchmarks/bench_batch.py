@@ -200,6 +200,8 @@ def stop_mp_helpers() -> None:
 def measure_overhead_parts(spec_path: Path, work: Path) -> dict[str, float]:
     """Time the serial runner's pieces one by one (model work = execute alone)."""
     from sim.experiments import (
+        FLUSH_RUNS,
+        FLUSH_SECONDS,
         ResultStore,
         execute,
         experiment_metadata,
@@ -229,9 +231,12 @@ def measure_overhead_parts(spec_path: Path, work: Path) -> dict[str, float]:
     if bad:
         raise RuntimeError(f"runs failed in the benchmark: {bad}: {outputs[0].row.get('error')}")
     store = ResultStore(work)
+    # the runner writes finished runs in batches: every FLUSH_SECONDS or FLUSH_RUNS runs
+    per_run = parts["execute (model work)"] / len(tasks)
+    chunk = max(1, min(FLUSH_RUNS, int(FLUSH_SECONDS / per_run)))
     t0 = time.perf_counter()
-    for o in outputs:
-        store.write(o)
+    for i in range(0, len(outputs), chunk):
+        store.write(outputs[i:i + chunk])
     parts["write parts"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     store.compact()
