@@ -404,7 +404,6 @@ def discover(
     t_det = np.where(hit, t_det, np.inf)
     t_rep = np.where(hit, t_rep, np.inf)
     first = np.argmin(t_det, axis=1)
-    rows = np.arange(m)
 
     sel = np.flatnonzero(any_hit)
     hid = ids[sel]

@@ -186,7 +186,6 @@ class GovernanceModel(mesa.Model):
         log = self.incidents
         S = self.streams
         self.today = dict.fromkeys(M.DAILY_KEYS, 0.0)
-        today = self.today
 
         # deterrence from guardian presence up to yesterday (never today's policy: CRN)
         deter = np.exp(-cfg.dynamics.deterrence_per_visit * self.patrols.presence)

@@ -18,7 +18,6 @@ import pytest
 from sim import GovernanceModel
 from sim.experiments import (
     FAIL_ENV,
-    execute,
     load_experiment,
     plan_runs,
     run_experiment,

@@ -104,7 +104,9 @@ def test_bad_override_names_valid_keys():
 
 def test_scenario_is_frozen():
     s = load_scenario("default")
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="frozen"):
         s.grids.count = 5  # type: ignore[misc]
 
 
