@@ -156,7 +156,7 @@ class ResidentPopulation:
             out[self._nonempty] = np.add.reduceat(values, self._seg_start, dtype=np.float64)
         return out
 
-    def cell_mean(self, values: np.ndarray, n_cells: int | None = None) -> np.ndarray:
+    def cell_mean(self, values: np.ndarray) -> np.ndarray:
         """Mean of a per-resident quantity over each cell's residents (0 where empty)."""
         return np.divide(self.cell_sum(values), self.per_cell, out=np.zeros(self.n_cells),
                          where=self.per_cell > 0)

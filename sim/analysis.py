@@ -19,7 +19,6 @@ use only runs with status ``done``, and return tidy DataFrames.
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Any
 
@@ -224,7 +223,3 @@ def attribute(results: Any, levers: list[str] | None = None, outcomes: list[str]
                          "value": m, "ci_low": lo, "ci_high": hi, "n": len(phi)})
     return pd.DataFrame(rows)
 
-
-def all_combinations(levers: list[str]) -> list[dict[str, int]]:
-    """Every on/off combination of the levers (for building attribution experiments)."""
-    return [dict(zip(levers, bits, strict=True)) for bits in itertools.product((0, 1), repeat=len(levers))]

@@ -475,7 +475,7 @@ def cell_layer(model: GovernanceModel, layer: str) -> np.ndarray:
     if layer == "density":
         return city.population / city.cell_km**2
     if layer == "safety":
-        return model.residents.cell_mean(model.residents.safety, city.n_cells)
+        return model.residents.cell_mean(model.residents.safety)
     if layer == "backlog":
         log = model.incidents
         st = log.state[: log.n]

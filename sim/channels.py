@@ -169,7 +169,6 @@ class Patrols:
         self.pop_weight = city.population.astype(np.float64) + 0.05 * city.population.mean()
         self.pop_p = self.pop_weight / self.pop_weight.sum()
         self.today: DayVisits | None = None
-        self.rider_passes_total = 0
 
     # ------------------------------------------------------------------ workers
     def plan_workers(self, day: int) -> None:
@@ -249,7 +248,6 @@ class Patrols:
         # as sampling every pass, at O(cells) instead of O(passes x log cells)).
         n_pass = int(vp.riders * vp.rider_cells_per_day)
         rider = rng.multinomial(n_pass, self.pop_p).astype(np.float64) if n_pass else np.zeros(n)
-        self.rider_passes_total += n_pass
 
         drone = np.zeros(n, dtype=bool)
         dc = cfg.channels.drone
@@ -339,9 +337,10 @@ def discover(
     ids, st, cat, t_occ, latent = ids[cand], st[cand], cat[cand], t_occ[cand], latent[cand]
     m = len(ids)
     empty = np.zeros(0, np.int64)
+    nothing = Detections(empty, np.zeros(0), empty, np.zeros(0), empty,
+                         reports_by_channel, first_by_channel, 0, 0, int(lapse.sum()))
     if m == 0:
-        return Detections(empty, np.zeros(0), empty, np.zeros(0), empty,
-                          reports_by_channel, first_by_channel, 0, 0, int(lapse.sum()))
+        return nothing
     cell = log.cell[ids]
     start = np.maximum(t_occ, day)
     # exposed part of today: from occurrence (or midnight) to the end of the day, or for a
@@ -390,8 +389,7 @@ def discover(
     hit = u < p
     any_hit = hit.any(axis=1)
     if not any_hit.any():
-        return Detections(empty, np.zeros(0), empty, np.zeros(0), empty,
-                          reports_by_channel, first_by_channel, 0, 0, int(lapse.sum()))
+        return nothing
     # detection and report times per channel
     t_det = start[:, None] + rng.random((m, n_ch)) * np.maximum(stop - start, 0.0)[:, None]
     # victims call right after the incident

@@ -149,13 +149,14 @@ class Dispatcher:
         self.pending_reopen_t = np.zeros(0)
         self.pending_reopen_closed = np.zeros(0)
         self.clamped = 0
+        self.pool_range = {name: (self.pool_offset[name], self.pool_offset[name] + units[name])
+                           for name in ADVANCE_ORDER}
         # party-member households' share per cell relative to the city's (capped at 3x), for
         # their help with mediation
         res = model.residents
         share = res.cell_mean(res.party_household.astype(np.float32))
         overall = max(float(res.party_household.mean()) if res.n else 0.0, 1e-12)
         self.party_share_rel = np.minimum(3.0, share / overall)
-        self.day_stats: dict[str, float] = {}
 
     # ------------------------------------------------------------------ routing
     def pool_index(self, handler: str, cells: np.ndarray) -> np.ndarray:
@@ -238,8 +239,7 @@ class Dispatcher:
                  "mediation_done": 0, "mediation_success": 0, "wait_sum": 0.0, "started": 0}
         closed_ids: list[np.ndarray] = []
         for hname in ADVANCE_ORDER:
-            lo = self.pool_offset[hname]
-            hi = lo + self._n_units(hname)
+            lo, hi = self.pool_range[hname]
             done: list = []
             busy = cap = wait = 0.0
             started = 0
@@ -323,12 +323,6 @@ class Dispatcher:
             self.feedback(np.concatenate(closed_ids))
         return stats
 
-    def _n_units(self, hname: str) -> int:
-        i = ADVANCE_ORDER.index(hname)
-        lo = self.pool_offset[hname]
-        hi = self.pool_offset[ADVANCE_ORDER[i + 1]] if i + 1 < len(ADVANCE_ORDER) else len(self.pools)
-        return hi - lo
-
     def due_reopens(self, until: float) -> tuple[np.ndarray, np.ndarray]:
         """Reporters' complaints due before ``until`` about cases still closed on paper."""
         due = self.pending_reopen_t < until
@@ -394,8 +388,8 @@ class Dispatcher:
     def utilisation_by_handler(self) -> dict[str, float]:
         out = {}
         for hname in ADVANCE_ORDER:
-            lo = self.pool_offset[hname]
-            pools = self.pools[lo: lo + self._n_units(hname)]
+            lo, hi = self.pool_range[hname]
+            pools = self.pools[lo:hi]
             cap = sum(p.capacity_time for p in pools)
             out[hname] = sum(p.busy_time for p in pools) / cap if cap > 0 else float("nan")
         return out
@@ -403,8 +397,8 @@ class Dispatcher:
     def backlog_by_handler(self) -> dict[str, int]:
         out = {}
         for hname in ADVANCE_ORDER:
-            lo = self.pool_offset[hname]
-            pools = self.pools[lo: lo + self._n_units(hname)]
+            lo, hi = self.pool_range[hname]
+            pools = self.pools[lo:hi]
             out[hname] = sum(p.queue_length + p.busy + p.pending for p in pools)
         return out
 

@@ -525,7 +525,6 @@ def _release(model: Any) -> None:
     _runs_since_gc += 1
     large = model is not None and getattr(model, "residents", None) is not None and model.residents.n >= 100_000
     if large or _runs_since_gc >= 10:
-        model = None
         gc.collect()
         _runs_since_gc = 0
 

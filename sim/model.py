@@ -441,8 +441,8 @@ class GovernanceModel(mesa.Model):
             "undiscovered": np.bincount(cells[st == UNDISCOVERED], minlength=n),
             "backlog": np.bincount(cells[st == KNOWN], minlength=n),
             "paper_closed": np.bincount(cells[st == PAPER_CLOSED], minlength=n),
-            "perceived_safety": np.where(res.per_cell > 0, res.cell_mean(res.safety, n), np.nan),
-            "trust": np.where(res.per_cell > 0, res.cell_mean(res.trust, n), np.nan),
+            "perceived_safety": np.where(res.per_cell > 0, res.cell_mean(res.safety), np.nan),
+            "trust": np.where(res.per_cell > 0, res.cell_mean(res.trust), np.nan),
             "guardian_presence": self.patrols.presence,
         })
 

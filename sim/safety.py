@@ -73,9 +73,9 @@ class SafetyModel:
         cfg = model.config.safety
         # Moore neighbourhood including the cell itself, for the spread term.
         nb = city.neighbours
-        self._nb = np.concatenate([np.arange(city.n_cells)[:, None], nb], axis=1)
-        self._nb_valid = self._nb >= 0
-        self._nb_idx = np.where(self._nb_valid, self._nb, 0)
+        nb9 = np.concatenate([np.arange(city.n_cells)[:, None], nb], axis=1)
+        self._nb_valid = nb9 >= 0
+        self._nb_idx = np.where(self._nb_valid, nb9, 0)
         self.per100 = np.maximum(res.per_cell * res.scale, 1.0) / 100.0
         cnt = res.per_cell.astype(np.float64)
         self._nb_cnt = np.where(self._nb_valid, cnt[self._nb_idx], 0.0).sum(axis=1)
