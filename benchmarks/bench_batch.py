@@ -5,7 +5,7 @@ Writes a temporary experiment on the default scenario shrunk to a small city (16
 four design points (``police.officers`` 6/8/10/12) x ``--runs / 4`` replications of
 ``--days`` days, with the weekly timeseries kept so that writing Parquet parts is exercised.
 The same experiment is then run, each ``--repeats`` times (modes interleaved, so that a noisy
-neighbour hits all of them alike), through ``sim.experiments.run_experiment``:
+neighbour hits all of them alike), through ``sim.batch.runner.run_experiment``:
 
 * ``serial``: ``workers=1``, in this process;
 * ``pool``: a 2-worker ``make_process_pool(2)`` (forkserver) passed as ``executor``;
@@ -199,7 +199,7 @@ def stop_mp_helpers() -> None:
 # --------------------------------------------------------------------------- measurements
 def measure_overhead_parts(spec_path: Path, work: Path) -> dict[str, float]:
     """Time the serial runner's pieces one by one (model work = execute alone)."""
-    from sim.experiments import (
+    from sim.batch.runner import (
         FLUSH_RUNS,
         FLUSH_SECONDS,
         ResultStore,
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=r"(?s)Port \d+ is already in use")
     from distributed import Client, LocalCluster
 
-    from sim.experiments import make_process_pool, run_experiment
+    from sim.batch.runner import make_process_pool, run_experiment
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_batch-"))
     spec_path, n_runs = write_spec(tmp, args.runs, args.days)

@@ -6,8 +6,8 @@
     model.summary()
 """
 
-from .model import GovernanceModel
-from .scenario import Scenario, ScenarioError, load_scenario
+from sim.model import GovernanceModel
+from sim.scenario import Scenario, ScenarioError, load_scenario
 
 __all__ = ["GovernanceModel", "Scenario", "ScenarioError", "load_scenario", "__version__"]
 __version__ = "0.1.0"

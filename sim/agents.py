@@ -23,7 +23,7 @@ import mesa
 import numpy as np
 
 if TYPE_CHECKING:
-    from .model import GovernanceModel
+    from sim.model import GovernanceModel
 
 
 class ResidentPopulation:

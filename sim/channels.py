@@ -32,10 +32,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .incidents import CH, KNOWN, LAPSED, PAPER_CLOSED, UNDISCOVERED, CategoryArrays
+from sim.codes import Category, Handler
+from sim.incidents import CH, KNOWN, LAPSED, PAPER_CLOSED, RESOLVED, UNDISCOVERED, CategoryArrays
 
 if TYPE_CHECKING:
-    from .model import GovernanceModel
+    from sim.model import GovernanceModel
 
 
 def _stochastic_round(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -374,7 +375,7 @@ def discover(
         p[:, CH["grid_patrol"]] = 1.0 - np.power(1.0 - q * frac, visits.worker[cell])
     if ch.police_patrol.enabled:
         attention = cfg.fusion.police_grid_attention if cfg.fusion.enabled else cfg.police.grid_matter_attention
-        police_matter = (cat == model.cat_code["public_safety"]) | (cat == model.cat_code["dispute"])
+        police_matter = (cat == Category.PUBLIC_SAFETY) | (cat == Category.DISPUTE)
         qp = q * np.where(police_matter, 1.0, attention)
         p[:, CH["police_patrol"]] = 1.0 - np.power(1.0 - qp * frac, visits.police[cell])
     if cfg.fusion.enabled and ch.joint_screening.enabled:
@@ -382,7 +383,7 @@ def discover(
             visits.screened[cell] & latent, ch.joint_screening.detect_prob * frac, 0.0
         )
     if ch.drone.enabled:
-        env = cat == model.cat_code["environment"]
+        env = cat == Category.ENVIRONMENT
         p[:, CH["drone"]] = np.where(visits.drone[cell] & env, ch.drone.detect_prob * frac, 0.0)
 
     u = rng.random((m, n_ch))
@@ -449,11 +450,11 @@ def discover(
     if len(fixed_ids):
         hours = cp.on_spot_hours[log.category[fixed_ids]]
         t_fix = log.t_reported[fixed_ids] + hours / 24.0
-        log.state[fixed_ids] = 3  # RESOLVED
+        log.state[fixed_ids] = RESOLVED
         log.t_closed[fixed_ids] = t_fix
         log.t_resolved[fixed_ids] = t_fix
-        log.route[fixed_ids] = model.handler_code["on_spot"]
-        log.handler[fixed_ids] = model.handler_code["on_spot"]
+        log.route[fixed_ids] = Handler.ON_SPOT
+        log.handler[fixed_ids] = Handler.ON_SPOT
         log.attempts[fixed_ids] = 1
         g = city.grid[log.cell[fixed_ids]]
         model.patrols.worker_case_hours_pending += np.bincount(g, weights=hours, minlength=city.n_grids)

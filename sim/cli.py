@@ -29,10 +29,10 @@ from typing import Any
 
 from rich.console import Console
 
-from .scenario import SCENARIO_DIR, ScenarioError, load_scenario, parse_set_option
+from sim.scenario import SCENARIO_DIR, ScenarioError, load_scenario, parse_set_option
 
 EXIT_BAD_INPUT = 2
-# sim.plots.KINDS, kept here so that the parser does not import matplotlib (tests check they agree)
+# sim.analysis.plots.KINDS, kept here so that the parser does not import matplotlib (tests check they agree)
 PLOT_KINDS = ("timeseries", "forest", "ecdf", "map", "factor", "sensitivity", "attribution")
 
 
@@ -69,9 +69,9 @@ def _positive(name: str):
 
 # --------------------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
-    from .display import summary_table
-    from .model import GovernanceModel
-    from .results import default_run_dir, now_iso, write_run
+    from sim.analysis.tables import summary_table
+    from sim.model import GovernanceModel
+    from sim.batch.results import default_run_dir, now_iso, write_run
 
     scenario = load_scenario(args.scenario, _overrides(args.set))
     days = args.days if args.days is not None else scenario.days
@@ -140,7 +140,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- experiments
 def cmd_experiment_run(args: argparse.Namespace) -> int:
-    from .experiments import load_experiment, run_experiment
+    from sim.batch.runner import load_experiment, run_experiment
 
     exp = load_experiment(args.spec)  # validates everything before any work
     console = _console()
@@ -159,7 +159,7 @@ def cmd_experiment_run(args: argparse.Namespace) -> int:
     status = _status_table(path)
     console.print(status)
     console.print(f"Results: [bold]{path}[/bold]")
-    from .experiments import experiment_status
+    from sim.batch.runner import experiment_status
 
     failed = int(experiment_status(path).iloc[-1]["failed"])
     if failed:
@@ -173,7 +173,7 @@ def cmd_experiment_run(args: argparse.Namespace) -> int:
 def _status_table(path):
     from rich.table import Table
 
-    from .experiments import experiment_status
+    from sim.batch.runner import experiment_status
 
     df = experiment_status(path)
     t = Table(title=f"Runs in {path}")
@@ -185,7 +185,7 @@ def _status_table(path):
 
 
 def cmd_experiment_status(args: argparse.Namespace) -> int:
-    from .experiments import ExperimentError
+    from sim.batch.runner import ExperimentError
 
     try:
         _console().print(_status_table(Path(args.dir)))
@@ -195,7 +195,7 @@ def cmd_experiment_status(args: argparse.Namespace) -> int:
 
 
 def cmd_experiment_analyze(args: argparse.Namespace) -> int:
-    from .sensitivity import analyze, format_tables
+    from sim.analysis.sensitivity import analyze, format_tables
 
     path = Path(args.dir)
     if not (path / "metadata.json").is_file():
@@ -214,10 +214,10 @@ def cmd_experiment_analyze(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- compare
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .analysis import compare
-    from .display import comparison_table
-    from .experiments import build_experiment, run_experiment
-    from .results import DEFAULT_RESULTS_DIR, load
+    from sim.analysis.compare import compare
+    from sim.analysis.tables import comparison_table
+    from sim.batch.runner import build_experiment, run_experiment
+    from sim.batch.results import DEFAULT_RESULTS_DIR, load
 
     labels = [Path(s).stem for s in args.scenarios]
     if len(set(labels)) != len(labels):
@@ -262,7 +262,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- plots, report, explorer
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .plots import plot_command
+    from sim.analysis.plots import plot_command
 
     path = Path(args.dir)
     if not (path / "metadata.json").is_file():
@@ -276,7 +276,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from sim.analysis.report import write_report
 
     path = Path(args.dir)
     if not (path / "metadata.json").is_file():
@@ -287,7 +287,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
-    from .app import serve
+    from sim.explorer.app import serve
 
     if args.scenario:
         load_scenario(args.scenario)  # a bad scenario fails here, before the server starts
@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _experiment_error() -> type[Exception]:
-    from .experiments import ExperimentError
+    from sim.batch.runner import ExperimentError
 
     return ExperimentError
 

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .incidents import (
+from sim.incidents import (
     CAT,
     FAILED,
     HD,
@@ -48,10 +48,11 @@ from .incidents import (
     RESOLVED,
     CategoryArrays,
 )
-from .queueing import ServerPool
+from sim.codes import HANDLER_POOLS, Feedback
+from sim.queueing import ServerPool
 
 if TYPE_CHECKING:
-    from .model import GovernanceModel
+    from sim.model import GovernanceModel
 
 # Where a failed attempt goes next (None: nowhere, the case is abandoned).
 NEXT_TIER = {
@@ -62,7 +63,7 @@ NEXT_TIER = {
     "county": "city",
     "city": None,
 }
-ADVANCE_ORDER = ("mediation", "community", "police", "township", "county", "city")
+ADVANCE_ORDER = HANDLER_POOLS
 
 
 def draw_service_days(
@@ -368,7 +369,7 @@ class Dispatcher:
         day = float(self.model.day)
         if fb.closed_loop:
             log.t_feedback[ids] = t_close + fb.delay_hours / 24.0
-            log.feedback_kind[ids] = np.where(fixed, 0, 1)
+            log.feedback_kind[ids] = np.where(fixed, Feedback.FIXED, Feedback.NOT_FIXED)
             good = np.unique(rep[fixed])
             res.change_trust(good, res.trust[good] + fb.trust_gain * (1 - res.trust[good]), day)
             res.give_boost(good, day)
@@ -378,7 +379,7 @@ class Dispatcher:
             self.model.today["feedback_fixed"] += int(fixed.sum())
             self.model.today["feedback_not_fixed"] += int((~fixed).sum())
         else:
-            log.feedback_kind[ids] = 2
+            log.feedback_kind[ids] = Feedback.SILENCE
             silent = np.unique(rep)
             res.change_trust(silent, res.trust[silent] * (1 - fb.trust_loss_silence), day)
             self.model.today["feedback_silence"] += len(ids)

@@ -26,24 +26,26 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .scenario import CATEGORIES, CHANNELS, HANDLERS
+from sim.codes import (
+    CAT,
+    CATEGORIES,
+    CH,
+    CHANNELS,
+    FEEDBACK_NAMES,
+    HANDLER_NAMES,
+    HD,
+    OPEN_STATES,
+    ORIGIN_NAMES,
+    STATE_NAMES,
+    Origin,
+    State,
+)
 
-# State codes. OPEN covers latent-undiscovered and known-in-process; PAPER_CLOSED is closed
-# officially while the problem persists (it still counts as open for true resolution).
-UNDISCOVERED, KNOWN, PAPER_CLOSED, RESOLVED, FAILED, LAPSED = range(6)
-STATE_NAMES = ("undiscovered", "known", "paper_closed", "resolved", "failed", "lapsed")
-OPEN_STATES = (UNDISCOVERED, KNOWN, PAPER_CLOSED)
-
-ORIGIN_NAMES = ("background", "near_repeat", "escalation")
-BACKGROUND, NEAR_REPEAT, ESCALATION = range(3)
-
+# State and origin codes by their short names (the enums' members), for the vectorised code.
+UNDISCOVERED, KNOWN, PAPER_CLOSED, RESOLVED, FAILED, LAPSED = State
+BACKGROUND, NEAR_REPEAT, ESCALATION = Origin
 N_CAT = len(CATEGORIES)
 N_CH = len(CHANNELS)
-CAT = {name: i for i, name in enumerate(CATEGORIES)}
-CH = {name: i for i, name in enumerate(CHANNELS)}
-# Handler codes: the pools in HANDLERS, plus on-the-spot fixing by the grid worker.
-HANDLER_NAMES = (*HANDLERS, "on_spot")
-HD = {name: i for i, name in enumerate(HANDLER_NAMES)}
 
 _TIME_FIELDS = (
     "t_occurred", "t_discovered", "t_reported", "t_triaged", "t_dispatched", "t_started",
@@ -71,7 +73,6 @@ _FIELDS: tuple[tuple[str, str, object], ...] = (
     ("feedback_kind", "i1", -1),
     *((t, "f8", np.nan) for t in _TIME_FIELDS),
 )
-FEEDBACK_NAMES = ("fixed", "not_fixed", "silence")
 
 
 class IncidentLog:

@@ -12,18 +12,17 @@ Two tables, never mixed (STYLE.md practice 6):
   event log for incidents occurring after the warm-up, plus daily aggregates.
 
 Times are skewed, so the summary gives medians and 90th percentiles, in hours.
-:data:`METRIC_INFO` gives each metric a label and unit for tables and plots.
+:mod:`sim.outcomes` gives each metric its label, unit and better direction.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .incidents import (
+from sim.incidents import (
     CAT,
     CH,
     KNOWN,
@@ -32,13 +31,11 @@ from .incidents import (
     RESOLVED,
     UNDISCOVERED,
 )
-from .scenario import CATEGORIES, CHANNELS
-from .safety import wilson_interval
+from sim.codes import CATEGORIES, CHANNELS, HANDLER_POOLS, State
+from sim.safety import wilson_interval
 
 if TYPE_CHECKING:
-    from .model import GovernanceModel
-
-HANDLER_POOLS = ("mediation", "community", "police", "township", "county", "city")
+    from sim.model import GovernanceModel
 
 DAILY_KEYS: tuple[str, ...] = (
     "occurred", *(f"occurred_{c}" for c in CATEGORIES),
@@ -55,73 +52,6 @@ DAILY_KEYS: tuple[str, ...] = (
     "feedback_fixed", "feedback_not_fixed", "feedback_silence",
     *(f"utilisation_{h}" for h in HANDLER_POOLS),
 )
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    label: str
-    unit: str
-    description: str
-
-
-def _i(label: str, unit: str, description: str = "") -> MetricInfo:
-    return MetricInfo(label, unit, description or label)
-
-
-METRIC_INFO: dict[str, MetricInfo] = {
-    "incidents_occurred": _i("Incidents occurred", "incidents", "True incidents (what happened)"),
-    "incidents_discovered": _i("Incidents discovered", "incidents"),
-    "incidents_recorded": _i("Incidents recorded", "incidents", "Reported to the system"),
-    "duplicate_reports": _i("Duplicate reports", "reports"),
-    "closure_rate": _i("Official closure rate", "share", "Closed (incl. on paper) / recorded"),
-    "true_resolution_rate": _i("True resolution rate", "share", "Truly resolved / recorded"),
-    "resolved_share_of_occurred": _i("Resolved share of occurred", "share"),
-    "on_time_rate": _i("On-time closure rate", "share", "Closed within the category deadline"),
-    "public_safety_clearance": _i(
-        "Public-safety clearance", "share", "Public-safety incidents truly resolved / occurred"),
-    "time_to_discovery_median_h": _i("Time to discovery, median", "hours"),
-    "time_to_discovery_p90_h": _i("Time to discovery, P90", "hours"),
-    "time_to_close_median_h": _i("Time to closure, median", "hours", "Report to official closure"),
-    "time_to_close_p90_h": _i("Time to closure, P90", "hours"),
-    "time_to_resolution_median_h": _i("Time to resolution, median", "hours", "Report to true fix"),
-    "time_to_resolution_p90_h": _i("Time to resolution, P90", "hours"),
-    "dispatch_delay_median_h": _i("Dispatch delay, median", "hours", "Report to dispatch"),
-    "backlog_end": _i("Backlog at end", "cases", "Known cases not yet closed"),
-    "latent_open_end": _i("Undiscovered latent problems at end", "problems"),
-    "failed": _i("Abandoned (failed) cases", "cases"),
-    "lapsed": _i("Never reported (lapsed)", "incidents"),
-    "reopened": _i("Reopenings", "cases"),
-    "escalations": _i("Tier escalations", "cases"),
-    "became_public_safety": _i("Disputes turned public-safety", "incidents"),
-    "harm": _i("Harm from unresolved problems", "people harmed"),
-    "mediation_success_rate": _i("Mediation success", "share"),
-    "perceived_safety_mean": _i("Perceived safety, mean", "0-1"),
-    "survey_share_safe": _i("Surveyed share feeling safe", "share"),
-    "survey_ci_low": _i("Survey 95% CI, low", "share"),
-    "survey_ci_high": _i("Survey 95% CI, high", "share"),
-    "trust_mean": _i("Trust in local government, mean", "0-1"),
-    "worker_utilisation": _i(
-        "Grid worker workload", "share of hours",
-        "(paperwork + case work + patrol needed for the revisit targets) / working hours; >1 overloaded",
-    ),
-    "worker_paperwork_hours": _i("Paperwork per worker", "hours/day"),
-    "patrol_coverage": _i("Patrol coverage", "share", "Population in cells visited within the revisit target"),
-    "rider_reports_per_rider_month": _i("Rider reports per rider", "reports/month"),
-    # daily keys
-    "occurred": _i("Incidents occurred", "incidents/day"),
-    "recorded": _i("Incidents recorded", "incidents/day"),
-    "closed": _i("Cases closed", "cases/day"),
-    "resolved": _i("Cases truly resolved", "cases/day"),
-    "backlog": _i("Backlog", "cases"),
-    "perceived_safety": _i("Perceived safety, mean", "0-1"),
-    "trust": _i("Trust, mean", "0-1"),
-    "mean_wait_hours": _i("Mean queue wait", "hours"),
-}
-for _ch in CHANNELS:
-    METRIC_INFO[f"reports_{_ch}"] = _i(f"Reports via {_ch}", "reports")
-    METRIC_INFO[f"first_reports_{_ch}"] = _i(f"Discoveries via {_ch}", "incidents")
-for _h in HANDLER_POOLS:
-    METRIC_INFO[f"utilisation_{_h}"] = _i(f"Utilisation of {_h} handlers", "share")
 
 
 def _get(key: str, model: GovernanceModel) -> float:
@@ -174,7 +104,7 @@ def record_day(model: GovernanceModel, new_ids, det, hstats, harmed, visits, sur
     # counts of open states from the open set; terminal states by running totals
     op = log.open_ids()
     ost = log.state[op]
-    st = np.bincount(ost, minlength=6)
+    st = np.bincount(ost, minlength=len(State))
     model.counters.failed += hstats["failed"]
     model.counters.lapsed += det.lapsed
     n_resolved = log.n - len(op) - model.counters.failed - model.counters.lapsed
@@ -274,7 +204,7 @@ def summarise(model: GovernanceModel, warmup_days: int = 0) -> dict[str, float]:
     out["backlog_end"] = int((all_st == KNOWN).sum())
     out["latent_open_end"] = int(((all_st == UNDISCOVERED) & cp.latent[log.category[:n]]).sum())
     out["paper_closed_open_end"] = int((all_st == PAPER_CLOSED).sum())
-    out["failed"] = int((st == 4).sum())
+    out["failed"] = int((st == State.FAILED).sum())
     out["lapsed"] = int((st == LAPSED).sum())
     out["reopened"] = int(log.reopens[:n][sel].sum())
     out["escalations"] = int(log.escalations[:n][sel].sum())

@@ -31,12 +31,12 @@ import mesa
 import numpy as np
 from mesa.datacollection import DataCollector
 
-from . import metrics as M
-from .agents import GridWorker, PoliceOfficer, ResidentPopulation, Volunteer
-from .channels import Patrols, discover
-from .city import City, build_city
-from .dispatch import Dispatcher
-from .incidents import (
+from sim import metrics as M
+from sim.agents import GridWorker, PoliceOfficer, ResidentPopulation, Volunteer
+from sim.channels import Patrols, discover
+from sim.city import City, build_city
+from sim.dispatch import Dispatcher
+from sim.incidents import (
     BACKGROUND,
     CAT,
     ESCALATION,
@@ -54,9 +54,9 @@ from .incidents import (
     draw_offspring,
     draw_severity,
 )
-from .rng import Streams, root_sequence
-from .safety import SafetyModel
-from .scenario import Scenario, load_scenario
+from sim.rng import Streams, root_sequence
+from sim.safety import SafetyModel
+from sim.scenario import Scenario, load_scenario
 
 
 class GovernanceModel(mesa.Model):
@@ -105,8 +105,6 @@ class GovernanceModel(mesa.Model):
             rng_population=streams.get("city.population"), rng_risk=streams.get("city.risk"),
         )
         self.cat = CategoryArrays.from_scenario(cfg.incidents)
-        self.cat_code = dict(CAT)
-        self.handler_code = dict(HD)
         self.residents = ResidentPopulation(self, self.city.population, streams.get("residents"))
         res = self.residents
         self.app_people_per_cell = (

@@ -38,7 +38,7 @@ import numpy as np
 from scipy import stats
 
 if TYPE_CHECKING:
-    from .model import GovernanceModel
+    from sim.model import GovernanceModel
 
 
 @dataclass(frozen=True)

@@ -29,26 +29,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+from sim.paths import SCENARIO_DIR  # noqa: E402  (re-exported)
 
-CATEGORIES: tuple[str, ...] = (
-    "public_safety",
-    "dispute",
-    "infrastructure",
-    "environment",
-    "hazard",
-    "welfare",
-)
-CHANNELS: tuple[str, ...] = (
-    "hotline",
-    "snap_report",
-    "grid_patrol",
-    "police_patrol",
-    "joint_screening",
-    "drone",
-)
-# Handling routes in the order a failed attempt escalates through them.
-HANDLERS: tuple[str, ...] = ("community", "township", "county", "city", "police", "mediation")
+from sim.codes import CATEGORIES, CHANNELS, HANDLERS  # noqa: E402  (re-exported)
 
 
 class ScenarioError(ValueError):

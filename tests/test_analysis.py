@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.analysis import attribute, compare, shapley_weights
-from sim.experiments import build_experiment, run_experiment
-from sim.results import load
+from sim.analysis.compare import attribute, compare, shapley_weights
+from sim.batch.runner import build_experiment, run_experiment
+from sim.batch.results import load
 
 TINY = {"city.width": 12, "city.height": 12, "city.population": 5000, "admin.townships": 2,
         "admin.communities": 3, "grids.count": 9, "police.officers": 5, "volunteers.community": 1000,

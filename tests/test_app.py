@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("solara", reason="the explorer needs mesa[rec] (solara, altair)")
 
-from sim.app_components import (
+from sim.explorer.components import (
     BASELINE,
     CHANNEL_LABELS,
     HEADLINES,
@@ -322,8 +322,8 @@ def test_page_renders_and_steps():
     import ipyvuetify as v
     import solara
 
-    from sim import app_components as C
-    from sim.app import Page
+    import sim.explorer.components as C
+    from sim.explorer.app import Page
 
     @solara.component
     def Root():
@@ -352,7 +352,7 @@ def test_page_renders_and_steps():
 
 
 def test_serve_rejects_a_bad_scenario_before_starting(capsys):
-    from sim.app import serve
+    from sim.explorer.app import serve
 
     assert serve("no_such_scenario_file") == 2
     assert "no_such_scenario_file" in capsys.readouterr().err
@@ -368,7 +368,7 @@ def test_serve_reports_a_port_in_use(tmp_path):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        code = f"import sys; from sim.app import serve; sys.exit(serve(None, port={port}))"
+        code = f"import sys; from sim.explorer.app import serve; sys.exit(serve(None, port={port}))"
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
                              env={**__import__("os").environ, "SOLARA_TELEMETRY_MIXPANEL_ENABLE": "False"})
     assert out.returncode == 1, out.stdout + out.stderr

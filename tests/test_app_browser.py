@@ -1,4 +1,4 @@
-"""The explorer in a real browser: start ``sim.app.serve`` on a free localhost port, drive the
+"""The explorer in a real browser: start ``sim.explorer.app.serve`` on a free localhost port, drive the
 page with Playwright in headless Chromium (Debian's package, no downloaded browser), and stop
 the server cleanly.
 
@@ -10,7 +10,7 @@ the day counter, the map and a chart have been redrawn) and saves screenshots in
 dir (with ``GOVSIM_SAVE_SCREENSHOTS=1`` also to ``docs/img/`` for the documentation).
 
 Skipped, with the reason, only where the browser cannot run: Playwright or Chromium missing,
-or the page's browser files neither installed nor installable (``python -m sim.app_assets``).
+or the page's browser files neither installed nor installable (``python -m sim.explorer.assets``).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ pytestmark = pytest.mark.slow
 def _require_browser() -> None:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"Chromium not found at {CHROMIUM} (Debian: apt-get install chromium)")
-    from sim import app_assets
+    import sim.explorer.assets as app_assets
 
     if app_assets.missing():
         problems = app_assets.ensure(log=lambda msg: None)
@@ -81,14 +81,14 @@ def _group_members(pgid: int) -> list[int]:
 @pytest.fixture
 def server(tmp_path):
     """The explorer's server in its own process group; stopped (SIGTERM) and checked after."""
-    from sim.app import check_environment
+    from sim.explorer.app import check_environment
 
     problems = check_environment()
     assert not problems, "; ".join(problems)
     _require_browser()
     port = _free_port()
     log_path = tmp_path / "server.log"
-    code = f"import sys; from sim.app import serve; sys.exit(serve('default', port={port}))"
+    code = f"import sys; from sim.explorer.app import serve; sys.exit(serve('default', port={port}))"
     env = {**os.environ, "SOLARA_TELEMETRY_MIXPANEL_ENABLE": "False"}
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=log,

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from sim.results import SCHEMA_VERSION, load
+from sim.batch.results import SCHEMA_VERSION, load
 
 SMALL = ["--set", "city.width=16", "--set", "city.height=16", "--set", "city.population=8000",
          "--set", "admin.communities=4", "--set", "grids.count=14", "--set", "police.officers=8",
@@ -85,7 +85,7 @@ def test_compare_rejects_unknown_baseline(tmp_path):
 
 def test_cli_plot_kinds_match_the_plots_module():
     from sim.cli import PLOT_KINDS
-    from sim.plots import KINDS
+    from sim.analysis.plots import KINDS
 
     assert tuple(PLOT_KINDS) == tuple(KINDS)
 

@@ -1,6 +1,6 @@
 """docs/MODEL.md stays true to the code: generated parameter tables, sourced defaults, modules.
 
-* The parameter section between the markers equals what ``sim.docgen`` renders from the schema
+* The parameter section between the markers equals what ``sim.analysis.docgen`` renders from the schema
   now, so the documented defaults, ranges and descriptions cannot drift from ``sim/scenario.py``.
 * Every scenario parameter says where its default comes from (a source or "assumed"), unless it
   is a structural setting listed below.
@@ -13,7 +13,7 @@ import ast
 import fnmatch
 from pathlib import Path
 
-from sim.docgen import (
+from sim.analysis.docgen import (
     BEGIN_MARKER,
     END_MARKER,
     extract_generated,
@@ -83,7 +83,7 @@ def test_parameter_section_is_generated_from_the_schema():
     )
     assert extract_generated(text) == parameter_markdown().strip(), (
         "the parameter tables in docs/MODEL.md are out of date with sim/scenario.py; "
-        "run: python -m sim.docgen --write docs/MODEL.md"
+        "run: python -m sim.analysis.docgen --write docs/MODEL.md"
     )
 
 
@@ -105,7 +105,7 @@ def test_every_parameter_states_the_source_of_its_default():
     assert not unexplained, (
         f"{len(unexplained)} scenario parameters have a description that states no source "
         "(a figure of Pingxiang or another cited source, or 'Assumed.'). Add it to the field's "
-        "description in sim/scenario.py, then run python -m sim.docgen --write docs/MODEL.md. "
+        "description in sim/scenario.py, then run python -m sim.analysis.docgen --write docs/MODEL.md. "
         "Missing (* = every category): " + ", ".join(_compact(unexplained))
     )
 
@@ -118,7 +118,7 @@ def _sim_imports(module: str) -> set[str]:
         if isinstance(node, ast.ImportFrom):
             if node.level == 1 and node.module:          # from .x import y
                 out.add(node.module.split(".")[0])
-            elif node.level == 1:                        # from . import x
+            elif node.level == 1 or node.module == "sim":  # from . import x; from sim import x
                 out.update(a.name for a in node.names)
             elif node.module and node.module.startswith("sim."):
                 out.add(node.module.split(".")[1])

@@ -16,13 +16,13 @@ import pandas as pd
 import pytest
 
 from sim import GovernanceModel
-from sim.experiments import (
+from sim.batch.runner import (
     FAIL_ENV,
     load_experiment,
     plan_runs,
     run_experiment,
 )
-from sim.results import load
+from sim.batch.results import load
 
 TINY = ("{city.width: 12, city.height: 12, city.population: 4000, admin.townships: 2,"
         " admin.communities: 3, grids.count: 8, police.officers: 4, volunteers.community: 800,"
@@ -224,7 +224,7 @@ def test_bad_experiment_file_exits_2_and_writes_nothing(tmp_path, kind):
 MEMORY_SCRIPT = r"""
 import gc, json, sys
 from pathlib import Path
-from sim.experiments import load_experiment, plan_runs, execute
+from sim.batch.runner import load_experiment, plan_runs, execute
 
 def rss_mib():
     for line in open("/proc/self/status"):

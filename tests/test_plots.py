@@ -1,4 +1,4 @@
-"""sim.plots on real result files: every plot labels itself, intervals are over runs, PNGs carry
+"""sim.analysis.plots on real result files: every plot labels itself, intervals are over runs, PNGs carry
 their metadata, and ``plot_command`` (``govsim plot``) fits each kind to the right directory."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from analysis_data import make_compare, make_levers, make_run, make_sobol
 from PIL import Image
 from scipy import stats
 
-from sim import plots
-from sim.analysis import attribute, compare
-from sim.results import load
+import sim.analysis.plots as plots
+from sim.analysis.compare import attribute, compare
+from sim.batch.results import load
 
 
 @pytest.fixture(scope="module")

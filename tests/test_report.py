@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from analysis_data import make_compare, make_levers, make_run
 
-from sim.report import scenario_differences, write_report
+from sim.analysis.report import scenario_differences, write_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}

@@ -1,4 +1,4 @@
-"""Sensitivity analysis (``sim.sensitivity``) on synthetic runs of known toy functions.
+"""Sensitivity analysis (``sim.analysis.sensitivity``) on synthetic runs of known toy functions.
 
 No model runs: designs are built with the SALib samplers exactly as the experiment runner
 does (same calls, same metadata), a toy function is evaluated at every design point, and
@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 from scipy.stats import qmc
 
-from sim import sensitivity as sens
+import sim.analysis.sensitivity as sens
 
 NAMES = ["x1", "x2", "x3"]
 
@@ -99,7 +99,7 @@ def test_sobol_linear_recovers_variance_shares():
 
 def test_sobol_bootstrap_is_reproducible_with_seed_zero():
     # SALib's sobol.analyze tests `if seed:`, so seed=0 would fall back to the global numpy
-    # state; sim.sensitivity passes a Generator instead. Disturb the global state in between.
+    # state; sim.analysis.sensitivity passes a Generator instead. Disturb the global state in between.
     design = sobol_design([[0, 1]] * 3, 64, second_order=False)
     runs = make_runs(sens.sobol_sample(design), linear, noise=0.05, seed=2)
     a = sens.sobol_indices(runs, design, ["y"], seed=0)["first_total"]

@@ -1,8 +1,8 @@
 """Plots for analysts: tidy result tables in, labelled matplotlib axes out.
 
-Every function takes the DataFrames of :func:`sim.results.load` (or a :class:`~sim.results.Results`
-object) or the frames of :mod:`sim.analysis` / :mod:`sim.sensitivity`, draws on ``ax`` (a new
-figure when None), labels its axes with the label and unit of :data:`sim.metrics.METRIC_INFO`
+Every function takes the DataFrames of :func:`sim.batch.results.load` (or a :class:`~sim.batch.results.Results`
+object) or the frames of :mod:`sim.analysis.compare` / :mod:`sim.analysis.sensitivity`, draws on ``ax`` (a new
+figure when None), labels its axes with the label and unit of the outcome registry (:mod:`sim.outcomes`)
 and returns the axes:
 
 ========================  =========================================================================
@@ -42,12 +42,12 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from scipy import stats
 
-from .metrics import METRIC_INFO
+from sim import outcomes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from .results import Results
+    from sim.batch.results import Results
 
 __all__ = [
     "CELL_INFO",
@@ -69,7 +69,7 @@ __all__ = [
 #: Kinds of ``govsim plot --kind``.
 KINDS = ("timeseries", "forest", "ecdf", "map", "factor", "sensitivity", "attribution")
 
-#: Labels and units of the columns of ``cells.parquet`` (for maps) not in METRIC_INFO.
+#: Labels and units of the columns of ``cells.parquet`` (for maps) not in the outcome registry.
 CELL_INFO: dict[str, tuple[str, str]] = {
     "population": ("Residents", "people"),
     "urban": ("Urban cell", "1 = urban"),
@@ -83,7 +83,7 @@ CELL_INFO: dict[str, tuple[str, str]] = {
     "guardian_presence": ("Guardian presence", "remembered visits/day"),
 }
 
-_SHARE_UNITS = ("share", "share of hours")
+_SHARE_UNITS = outcomes.SHARE_UNITS
 _BOUNDARY_STYLE = {  # level: (line width, colour, legend text)
     "grid": (0.45, "0.15", "grid"),
     "community": (0.9, "0.1", "community"),
@@ -95,10 +95,10 @@ _SEQUENTIAL_BAD = ("incidents", "undiscovered", "backlog", "paper_closed", "risk
 
 # --------------------------------------------------------------------------- helpers
 def _info(name: str) -> tuple[str, str]:
-    """(label, unit) of a metric or cell column; the name itself when unknown."""
-    info = METRIC_INFO.get(name)
-    if info is not None:
-        return info.label, info.unit
+    """(label, unit) of an outcome or a cells.parquet column."""
+    if name in outcomes.OUTCOMES:
+        o = outcomes.OUTCOMES[name]
+        return o.label, o.unit
     if name in CELL_INFO:
         return CELL_INFO[name]
     return name.replace("_", " "), ""
@@ -120,16 +120,7 @@ def _format_axis(axis, unit: str) -> None:
         axis.set_major_formatter(ticker.PercentFormatter(xmax=1.0, decimals=None))
 
 
-def _fmt_value(v: float, unit: str) -> str:
-    if v is None or not np.isfinite(v):
-        return "–"
-    if unit in _SHARE_UNITS:
-        return f"{100 * v:.1f}%"
-    if abs(v) >= 100:
-        return f"{v:,.0f}"
-    if abs(v) >= 10:
-        return f"{v:.1f}"
-    return f"{v:.3g}"
+_fmt_value = outcomes.fmt_short
 
 
 def new_axes(figsize: tuple[float, float] = (8.0, 4.8), *, pyplot: bool = True) -> Axes:
@@ -189,7 +180,7 @@ def _is_results(obj: Any) -> bool:
 
 
 def _outcome_error(outcome: str, columns: Iterable[str], what: str) -> ValueError:
-    have = [c for c in columns if c in METRIC_INFO or c in CELL_INFO]
+    have = [c for c in columns if c in outcomes.OUTCOMES or c in CELL_INFO]
     return ValueError(f"no column {outcome!r} in the {what}; available: {', '.join(sorted(have)) or '(none)'}")
 
 
@@ -708,7 +699,7 @@ def sensitivity_bars(frame: pd.DataFrame, ax: Axes | None = None, outcome: str |
         kind = "src"
     else:
         raise ValueError("sensitivity_bars needs a Sobol' (S1, ST), Morris (mu_star, sigma) or SRC (src) frame"
-                         f" from sim.sensitivity; got columns {sorted(cols)}")
+                         f" from sim.analysis.sensitivity; got columns {sorted(cols)}")
     df = frame
     title_scn = ""
     if "scenario" in df and df["scenario"].nunique() > 1:
@@ -834,12 +825,12 @@ def attribution_waterfall(attribution_df: pd.DataFrame, outcome: str, ax: Axes |
     value, to the outcome with every lever on ("after"), with 95% intervals over replications.
 
     Args:
-        attribution_df: the frame of :func:`sim.analysis.attribute`.
+        attribution_df: the frame of :func:`sim.analysis.compare.attribute`.
         outcome: one of its outcomes.
     """
     need = {"outcome", "kind", "lever", "value"}
     if not need <= set(attribution_df.columns):
-        raise ValueError(f"attribution_waterfall needs the frame of sim.analysis.attribute (columns {sorted(need)})")
+        raise ValueError(f"attribution_waterfall needs the frame of sim.analysis.compare.attribute (columns {sorted(need)})")
     df = attribution_df[attribution_df["outcome"] == outcome]
     if df.empty:
         raise ValueError(f"outcome {outcome!r} not in the attribution; available: "
@@ -1084,7 +1075,7 @@ def draw(results: Results, kind: str, outcome: str | None = None) -> tuple[Figur
             sensitivity_bars(frame, ax=ax, outcome=outcome)
             what = outcome or "all"
         else:  # attribution
-            from .analysis import attribute
+            from sim.analysis.compare import attribute
 
             levers = list((meta.get("levers") or {}).keys())
             if not levers:
@@ -1105,7 +1096,7 @@ def draw(results: Results, kind: str, outcome: str | None = None) -> tuple[Figur
 
 
 def _comparison(results: Results) -> pd.DataFrame:
-    from .analysis import compare
+    from sim.analysis.compare import compare
 
     f = Path(results.path) / "comparison.parquet"
     if f.is_file():
@@ -1147,7 +1138,7 @@ def plot_command(results_dir: str | Path, kind: str, outcome: str | None = None,
         ValueError: unknown kind or outcome, or a kind that does not fit the directory.
         FileNotFoundError: not a results directory.
     """
-    from .results import load
+    from sim.batch.results import load
 
     if kind not in KINDS:
         raise ValueError(f"unknown plot kind {kind!r}; choose one of: {', '.join(KINDS)}")

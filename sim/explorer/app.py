@@ -5,7 +5,7 @@ Start it with ``govsim explore [SCENARIO] [--host 127.0.0.1] [--port 8765]`` (wh
 :func:`serve`), or with ``solara run sim/app.py``. The page is Mesa's SolaraViz: its sidebar
 has Mesa's Step / Play / Reset buttons and the play speed, plus this app's card of scenario,
 seed, levers and compare mode; the main area has the panels of
-:mod:`sim.app_components` (day counter and headline outcomes, the map, the charts and the
+:mod:`sim.explorer.components` (day counter and headline outcomes, the map, the charts and the
 difference B - A), which can be dragged and resized.
 
 Changing a control rebuilds the model with the same seed; Mesa's Reset rebuilds it from the
@@ -25,7 +25,7 @@ import solara
 from mesa.visualization import SolaraViz
 from mesa.visualization.utils import update_counter
 
-from sim.app_components import (
+from sim.explorer.components import (
     PANELS,
     SCENARIO_ENV,
     ExplorerModel,
@@ -154,7 +154,7 @@ def serve(scenario: str | None, host: str = "127.0.0.1", port: int = 8765,
     Returns:
         0 when the server stopped normally, 2 for a bad scenario, 1 when the server failed.
     """
-    from sim import app_assets
+    import sim.explorer.assets as app_assets
     from sim.scenario import ScenarioError, load_scenario
 
     if scenario:
@@ -171,7 +171,7 @@ def serve(scenario: str | None, host: str = "127.0.0.1", port: int = 8765,
     problems = app_assets.ensure(log=lambda msg: print(f"govsim explore: {msg}", flush=True))
     for problem in problems:
         print(f"govsim explore: warning: browser files missing ({problem}); the page needs "
-              "network access to a CDN until `python -m sim.app_assets` succeeds", file=sys.stderr)
+              "network access to a CDN until `python -m sim.explorer.assets` succeeds", file=sys.stderr)
     os.environ[SCENARIO_ENV] = scenario or ""
     # no usage statistics sent from a policy office's machine
     os.environ.setdefault("SOLARA_TELEMETRY_MIXPANEL_ENABLE", "False")
@@ -190,7 +190,7 @@ def serve(scenario: str | None, host: str = "127.0.0.1", port: int = 8765,
     from solara.__main__ import cli
 
     solara_settings.telemetry.mixpanel_enable = False
-    args = ["run", "sim.app", "--host", host, "--port", str(port), "--production",
+    args = ["run", "sim.explorer.app", "--host", host, "--port", str(port), "--production",
             "--no-check-version", "--open" if open_browser else "--no-open",
             "--theme-loader", "plain"]
     try:

@@ -53,6 +53,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+import sim.outcomes as outcomes_registry
+
 __all__ = [
     "DEFAULT_OUTCOMES",
     "analyze",
@@ -67,15 +69,7 @@ __all__ = [
 ]
 
 #: Outcomes analysed when ``metadata.json`` names none (those present in ``runs`` are used).
-DEFAULT_OUTCOMES: tuple[str, ...] = (
-    "closure_rate",
-    "true_resolution_rate",
-    "time_to_resolution_median_h",
-    "harm",
-    "survey_share_safe",
-    "perceived_safety_mean",
-    "worker_utilisation",
-)
+DEFAULT_OUTCOMES: tuple[str, ...] = outcomes_registry.SENSITIVITY
 
 SOBOL_COLUMNS = ["scenario", "outcome", "factor", "S1", "S1_conf", "ST", "ST_conf", "note"]
 SOBOL2_COLUMNS = ["scenario", "outcome", "factor_i", "factor_j", "S2", "S2_conf", "note"]
@@ -756,7 +750,7 @@ def analyze(results_dir: str | Path, *, seed: int = 0,
             outcomes: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
     """Analyse an experiment's results directory according to its design.
 
-    Reads ``runs.parquet`` and ``metadata.json`` (via :func:`sim.results.load`), dispatches on
+    Reads ``runs.parquet`` and ``metadata.json`` (via :func:`sim.batch.results.load`), dispatches on
     ``metadata["design"]["kind"]``, writes the frames as Parquet and CSV into
     ``<results_dir>/analysis/`` together with ``analysis.json`` (what was analysed, how), and
     returns them:
@@ -776,7 +770,7 @@ def analyze(results_dir: str | Path, *, seed: int = 0,
     Raises:
         ValueError: unknown design kind, missing outcomes or an incomplete/mismatched design.
     """
-    from .results import load
+    from sim.batch.results import load
 
     res = load(results_dir, incidents=False)
     meta = res.metadata
@@ -854,12 +848,8 @@ def _decimals(*columns: pd.Series, sig: int = 3) -> int:
 
 
 def _label(outcome: str) -> str:
-    try:
-        from .metrics import METRIC_INFO
-    except ImportError:  # pragma: no cover
-        return outcome
-    info = METRIC_INFO.get(outcome)
-    return f"{info.label} ({outcome})" if info else outcome
+    o = outcomes_registry.OUTCOMES.get(outcome)
+    return f"{o.label} ({outcome})" if o else outcome
 
 
 def _title(kind: str, scenario: str, outcome: str) -> str:

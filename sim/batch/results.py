@@ -41,12 +41,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from sim.paths import default_results_dir, source_root
+
 if TYPE_CHECKING:
-    from .model import GovernanceModel
+    from sim.model import GovernanceModel
 
 SCHEMA_VERSION = 1
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_RESULTS_DIR = PROJECT_ROOT / "results"
+PROJECT_ROOT = source_root() or Path.cwd()
+DEFAULT_RESULTS_DIR = default_results_dir()
 _PACKAGES = ("mesa", "numpy", "scipy", "pandas", "pyarrow", "pydantic", "networkx", "SALib", "dask",
              "distributed", "govsim")
 

@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from rich.table import Table
 
-from .metrics import HANDLER_POOLS, METRIC_INFO
-from .scenario import CHANNELS
+from sim.outcomes import SUMMARY_SECTIONS, fmt, fmt_signed
+from sim.outcomes import get as outcome
+from sim.scenario import CHANNELS
 
 
-def fmt(value: Any, unit: str = "") -> str:
-    """Format a metric for people: shares as percentages, times in hours, counts with commas."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if unit in ("share", "share of hours"):
-        return f"{100 * value:.1f}%"
-    if unit == "0-1":
-        return f"{value:.3f}"
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.2f}"
-    return f"{int(value):,}"
-
-
-SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Incidents", ("incidents_occurred", "incidents_discovered", "incidents_recorded",
-                   "duplicate_reports", "lapsed")),
-    ("Handling", ("closure_rate", "true_resolution_rate", "on_time_rate",
-                  "time_to_discovery_median_h", "time_to_discovery_p90_h",
-                  "dispatch_delay_median_h", "time_to_close_median_h", "time_to_close_p90_h",
-                  "time_to_resolution_median_h", "time_to_resolution_p90_h",
-                  "backlog_end", "latent_open_end", "escalations", "reopened", "failed",
-                  "mediation_success_rate", "became_public_safety", "harm")),
-    ("Residents", ("perceived_safety_mean", "survey_share_safe", "trust_mean")),
-    ("Staff", ("worker_utilisation", "worker_paperwork_hours", "patrol_coverage",
-               *(f"utilisation_{h}" for h in HANDLER_POOLS), "rider_reports_per_rider_month")),
-)
+SECTIONS = SUMMARY_SECTIONS
 
 
 def summary_table(summary: dict[str, Any], title: str = "Summary") -> Table:
@@ -52,9 +27,8 @@ def summary_table(summary: dict[str, Any], title: str = "Summary") -> Table:
         for k in keys:
             if k not in summary:
                 continue
-            info = METRIC_INFO.get(k)
-            label = info.label if info else k
-            unit = info.unit if info else ""
+            o = outcome(k)
+            label, unit = o.label, o.unit
             val = fmt(summary[k], unit)
             if k == "survey_share_safe":
                 val += f"  [{fmt(summary['survey_ci_low'], 'share')}, {fmt(summary['survey_ci_high'], 'share')}]"
@@ -92,10 +66,3 @@ def comparison_table(df, title: str = "Scenario comparison (95% intervals; paire
             t.add_row(label, str(r["scenario"]), mean, diff, p)
     t.caption = "* the paired 95% interval excludes zero (distinguishable from noise). Paired t-test over replications."
     return t
-
-
-def fmt_signed(value, unit: str = "") -> str:
-    s = fmt(value, unit)
-    if s != "–" and not s.startswith("-") and value != 0:
-        s = "+" + s
-    return s

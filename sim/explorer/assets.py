@@ -1,4 +1,4 @@
-"""The browser files the explorer needs, kept on this machine (``python -m sim.app_assets``).
+"""The browser files the explorer needs, kept on this machine (``python -m sim.explorer.assets``).
 
 A Solara page loads its JavaScript (the Vuetify app, require.js, the draggable grid layout and
 Vega for the charts) through the Solara server's asset proxy, which serves files from a cache
@@ -7,7 +7,7 @@ machine has no route to that CDN (CI, an office network) the page stays blank. T
 fills the cache from the npm registry with ``npm pack`` (the ordinary npm client), once; after
 that the explorer works offline. Where the cache is already complete it does nothing.
 
-``python -m sim.app_assets`` installs what is missing and exits 0 when everything is in place
+``python -m sim.explorer.assets`` installs what is missing and exits 0 when everything is in place
 (1 otherwise, with the reason). ``--check`` only reports.
 """
 
@@ -109,7 +109,7 @@ def ensure(root: Path | None = None, log=print) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sim.app_assets", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m sim.explorer.assets", description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true", help="only report what is missing")
     args = ap.parse_args(argv)
     if args.check:

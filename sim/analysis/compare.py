@@ -13,7 +13,7 @@
   add up exactly to ``v(all) - v(none)`` (efficiency); the intervals are t-intervals over
   replications.
 
-All functions take the runs table (``sim.results.load(DIR).runs``) or the Results object,
+All functions take the runs table (``sim.batch.results.load(DIR).runs``) or the Results object,
 use only runs with status ``done``, and return tidy DataFrames.
 """
 
@@ -26,14 +26,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .metrics import METRIC_INFO
+import sim.outcomes as outcomes_registry
 
-COMPARE_OUTCOMES = (
-    "closure_rate", "true_resolution_rate", "time_to_resolution_median_h",
-    "time_to_resolution_p90_h", "time_to_discovery_median_h", "incidents_occurred",
-    "incidents_recorded", "harm", "perceived_safety_mean", "survey_share_safe", "trust_mean",
-    "worker_utilisation",
-)
+COMPARE_OUTCOMES = outcomes_registry.COMPARE
 
 
 def _runs(results: Any) -> pd.DataFrame:
@@ -58,8 +53,8 @@ def t_interval(x: np.ndarray, conf: float = 0.95) -> tuple[float, float, float]:
 
 
 def _label(outcome: str) -> tuple[str, str]:
-    info = METRIC_INFO.get(outcome)
-    return (info.label, info.unit) if info else (outcome, "")
+    o = outcomes_registry.get(outcome)
+    return o.label, o.unit
 
 
 def summarise_runs(results: Any, outcomes: list[str] | None = None, conf: float = 0.95,

@@ -11,9 +11,9 @@ JavaScript. It says:
   commit and package versions;
 * **the headline table** with 95% intervals: a single run's summary (with the survey's Wilson
   interval), the paired comparison of :func:`sim.analysis.compare`, or for experiments the
-  means by scenario and factor levels (:func:`sim.analysis.summarise_runs`), the Shapley
+  means by scenario and factor levels (:func:`sim.analysis.compare.summarise_runs`), the Shapley
   attribution of lever experiments and the sensitivity tables of ``analysis/``;
-* **the key figures** of :mod:`sim.plots`;
+* **the key figures** of :mod:`sim.analysis.plots`;
 * **caveats**: which numbers are assumed (the scenario descriptions say so), how perceived
   safety is surveyed (sample size per wave, Wilson interval), that the city is synthetic, and
   what the intervals do and do not cover.
@@ -35,9 +35,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import plots
-from .display import SECTIONS, fmt, fmt_signed
-from .metrics import METRIC_INFO
+import sim.analysis.plots as plots
+from sim.outcomes import SUMMARY_SECTIONS as SECTIONS
+from sim.outcomes import fmt, fmt_signed
+from sim.outcomes import get as outcome
 
 __all__ = ["report_html", "scenario_differences", "write_report"]
 
@@ -127,8 +128,8 @@ def _axes(figsize=(9.0, 4.6)):
 
 
 def _label(name: str) -> tuple[str, str]:
-    info = METRIC_INFO.get(name)
-    return (info.label, info.unit) if info else (name, "")
+    o = outcome(name)
+    return o.label, o.unit
 
 
 def _unit_cell(unit: str) -> str:
@@ -149,7 +150,7 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _field_description(dotted: str) -> str:
-    from .scenario import Scenario
+    from sim.scenario import Scenario
 
     model: Any = Scenario
     info = None
@@ -255,7 +256,7 @@ def _what_was_run(res, kind: str) -> str:
             ("Command", meta.get("command", "")),
             ("Started / finished", f"{meta.get('started', '?')} / {meta.get('finished', '?')}"),
         ]))
-        from .scenario import Scenario
+        from sim.scenario import Scenario
 
         rows = scenario_differences(Scenario().to_dict(), sc)
         out.append("<h3>Settings that differ from the documented defaults</h3>")
@@ -371,7 +372,7 @@ def _run_table(res) -> str:
 
 
 def _comparison_frame(res) -> pd.DataFrame:
-    from .analysis import compare
+    from sim.analysis.compare import compare
 
     f = Path(res.path) / "comparison.parquet"
     if f.is_file():
@@ -408,7 +409,7 @@ def _compare_table(comp: pd.DataFrame) -> str:
 
 def _summary_table(res, outcomes: Sequence[str]) -> str:
     """Means by scenario and factor levels (full factorial), or by scenario."""
-    from .analysis import summarise_runs
+    from sim.analysis.compare import summarise_runs
 
     meta = res.metadata or {}
     runs = res.runs
@@ -467,7 +468,7 @@ def _summary_table(res, outcomes: Sequence[str]) -> str:
 
 
 def _attribution_section(res, outcomes: Sequence[str]) -> tuple[str, pd.DataFrame | None]:
-    from .analysis import attribute
+    from sim.analysis.compare import attribute
 
     meta = res.metadata or {}
     levers = list((meta.get("levers") or {}).keys())
@@ -635,7 +636,7 @@ def _figures(res, kind: str, extra: dict[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- caveats
 def _caveats(res, kind: str) -> str:
-    from .docgen import iter_parameters
+    from sim.analysis.docgen import iter_parameters
 
     meta = res.metadata or {}
     scen = _scenarios_of(res)
@@ -774,7 +775,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path
     Raises:
         FileNotFoundError: ``results_dir`` is not a results directory.
     """
-    from .results import load
+    from sim.batch.results import load
 
     res = load(results_dir)
     text = report_html(res)

@@ -57,8 +57,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .metrics import METRIC_INFO
-from .results import (
+import sim.outcomes as outcomes_registry
+from sim.batch.results import (
     DEFAULT_RESULTS_DIR,
     SCHEMA_VERSION,
     git_commit,
@@ -66,15 +66,10 @@ from .results import (
     package_versions,
     summary_row,
 )
-from .scenario import CATEGORIES, CHANNELS, Scenario, ScenarioError, load_scenario, resolve_scenario_path
+from sim.paths import EXPERIMENT_DIR, PACKAGE_DIR, model_source_files
+from sim.scenario import CATEGORIES, CHANNELS, Scenario, ScenarioError, load_scenario, resolve_scenario_path
 
-EXPERIMENT_DIR = Path(__file__).resolve().parent.parent / "experiments"
-DEFAULT_OUTCOMES = (
-    "closure_rate", "true_resolution_rate", "on_time_rate", "time_to_discovery_median_h",
-    "time_to_resolution_median_h", "time_to_resolution_p90_h", "incidents_occurred",
-    "incidents_recorded", "harm", "perceived_safety_mean", "survey_share_safe", "trust_mean",
-    "worker_utilisation",
-)
+DEFAULT_OUTCOMES = outcomes_registry.EXPERIMENT
 TABLES = ("runs", "timeseries", "incidents")
 FLUSH_SECONDS = 2.0
 FLUSH_RUNS = 64
@@ -240,11 +235,7 @@ def _scenario_field(dotted: str):
 
 
 def _outcome_names() -> set[str]:
-    names = set(METRIC_INFO)
-    names |= {f"occurred_{c}" for c in CATEGORIES} | {f"first_reports_{c}" for c in CHANNELS}
-    names |= {"paper_closed_open_end", "survey_waves", "survey_n", "worker_patrol_hours", "population",
-              "grids", "people_per_grid", "utilisation_mediation", "utilisation_police"}
-    return names
+    return set(outcomes_registry.run_outcomes())
 
 
 def find_experiment(ref: str | Path) -> Path:
@@ -329,10 +320,11 @@ def build_experiment(raw: dict[str, Any], src: str = "experiment", base_dir: Pat
 
 
 def code_digest() -> str:
-    """SHA-256 of the model's source files (``sim/*.py``): the code that computes the numbers."""
+    """SHA-256 of the model's source files (:func:`sim.paths.model_source_files`): the code
+    that computes the numbers."""
     h = hashlib.sha256()
-    for f in sorted(Path(__file__).resolve().parent.glob("*.py")):
-        h.update(f.name.encode())
+    for f in model_source_files():
+        h.update(f.relative_to(PACKAGE_DIR).as_posix().encode())
         h.update(f.read_bytes())
     return h.hexdigest()
 
@@ -472,7 +464,7 @@ def plan_runs(exp: Experiment) -> list[RunTask]:
 # --------------------------------------------------------------------------- one run
 def execute(task: RunTask) -> RunOutput:
     """Run one task (in any process). Exceptions become a failed row with the traceback."""
-    from .model import GovernanceModel
+    from sim.model import GovernanceModel
 
     t0 = time.perf_counter()
     labels = {"point_id": task.point_id, "replication": task.replication, **task.factor_values}

@@ -1,4 +1,4 @@
-"""Pieces of the interactive explorer (:mod:`sim.app`): the model behind the page, the map's
+"""Pieces of the interactive explorer (:mod:`sim.explorer.app`): the model behind the page, the map's
 layers, the charts, and the Solara components that show them inside Mesa's ``SolaraViz``.
 
 Everything that computes something is a plain function of the model (tested in

@@ -1,0 +1,4 @@
+"""The interactive explorer (Mesa SolaraViz): ``govsim explore``.
+
+The top layer beside the CLI: it may use the model core and the analysis layer.
+"""
