@@ -49,7 +49,7 @@ if str(HERE) not in sys.path:
 from bench_run import scaled_overrides
 from naive_resident import DayInputs, NaiveResidentModel, cell_rates, snapshot_inputs
 
-from sim.channels import prop_from_victim
+
 from sim.incidents import CAT, N_CAT, background_arrivals
 
 
@@ -67,7 +67,7 @@ def vectorised_day(model, day: int, rng: np.random.Generator, inputs: DayInputs 
        ``SafetyModel.victimise`` for public-safety victims;
     3. hotline decisions for today's non-latent incidents, the victim part of
        ``channels.discover``: probability ``min(1, victim_report_prob x propensity)``, with
-       ``prop_from_victim`` (``ResidentPopulation.propensity_of``); callers' ``reports_made``
+       ``Channels.victim_propensity`` (``ResidentPopulation.propensity_of``); callers' ``reports_made``
        and ``last_event_day`` are updated;
     4. ``ResidentPopulation.end_day`` (boosts fade), ``cell_propensity()``, exposure by
        ``np.bincount`` as in ``step`` and ``SafetyModel.update``.
@@ -115,7 +115,7 @@ def vectorised_day(model, day: int, rng: np.random.Generator, inputs: DayInputs 
     # 3. hotline decisions of today's non-latent incidents
     nonlat = ~cp.latent[cat]
     cn, vic, celln = cat[nonlat], victim[nonlat], cell[nonlat]
-    vprop = np.where(vic >= 0, prop_from_victim(model, vic), model.cell_propensity[celln])
+    vprop = np.where(vic >= 0, model.channels.victim_propensity(vic, model.day), model.cell_propensity[celln])
     p = np.minimum(1.0, cp.victim_report_prob[cn] * vprop)
     call = rng.random(len(cn)) < p
     callers = vic[call & (vic >= 0)]

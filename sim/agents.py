@@ -8,7 +8,7 @@ someone asks for it (``model.residents.agent(i)``), so a run touches resident ob
 something happens to them and its cost grows with events, not residents x days.
 
 Grid workers, officers and volunteers are few enough to be ordinary Mesa agents, created at
-start-up. Their daily movements are drawn in bulk by :mod:`sim.channels` (one vectorised draw
+start-up. Their daily movements are drawn in bulk by :mod:`sim.patrols` (one vectorised draw
 per role per day), and each agent's view (``agent.cell``, a grid worker's hours and workload)
 reads those arrays. Volunteers' visits are drawn per grid (community volunteers), per beat
 (volunteer police) and city-wide (riders) from their counts; the agents record who and where
@@ -23,7 +23,9 @@ import mesa
 import numpy as np
 
 if TYPE_CHECKING:
+    from sim.dispatch import FeedbackEvents
     from sim.model import GovernanceModel
+    from sim.scenario import Scenario
 
 
 class ResidentPopulation:
@@ -33,8 +35,18 @@ class ResidentPopulation:
     sorted by home cell, so the residents of cell ``c`` are ``cell_ptr[c]:cell_ptr[c+1]``.
     """
 
-    def __init__(self, model: GovernanceModel, people_per_cell: np.ndarray, rng: np.random.Generator):
-        cfg = model.config.population
+    def __init__(self, config: Scenario, people_per_cell: np.ndarray, rng: np.random.Generator,
+                 model: GovernanceModel | None = None):
+        """Args:
+            config: the scenario (``population``, ``safety``, ``feedback`` and the channels'
+                adoption and elasticity are read).
+            people_per_cell: (n_cells,) people living in each cell.
+            rng: the ``residents`` stream.
+            model: the Mesa model that owns the resident agents (needed only to create
+                :class:`Resident` views; None for a population used on its own).
+        """
+        cfg = config.population
+        self.config = config
         self.model = model
         self.scale = float(cfg.scale)
         # Stochastic rounding keeps the expected number of agents per cell exact at any scale.
@@ -56,12 +68,12 @@ class ResidentPopulation:
             var = min(sd**2, 0.99 * m * (1 - m))
             k = m * (1 - m) / var - 1
             self.trust = rng.beta(m * k, (1 - m) * k, n).astype(np.float32)
-        scfg = model.config.safety
+        scfg = config.safety
         self.baseline = np.clip(
             scfg.baseline_mean + scfg.baseline_sd * rng.standard_normal(n), 0, 1
         ).astype(np.float32)
         self.safety = self.baseline.copy()
-        self.app_user = rng.random(n) < model.config.channels.snap_report.resident_adoption
+        self.app_user = rng.random(n) < config.channels.snap_report.resident_adoption
         self.victimisations = np.zeros(n, dtype=np.int16)
         self.reports_made = np.zeros(n, dtype=np.int16)
         self.last_event_day = np.full(n, -1, dtype=np.int32)
@@ -75,8 +87,8 @@ class ResidentPopulation:
         # Reporting propensity, kept incrementally (see propensity_of): base_i depends on trust
         # and party membership and changes only when trust does; the feedback boost decays at
         # one rate for everyone, so per-cell sums of it decay by one factor a day.
-        fb = model.config.feedback
-        self.elasticity = float(model.config.channels.hotline.trust_elasticity)
+        fb = config.feedback
+        self.elasticity = float(config.channels.hotline.trust_elasticity)
         self.boost_extra = float(fb.report_boost - 1.0)
         self.boost_decay = float(np.exp(-1.0 / fb.boost_memory_days))
         self.boost_day = np.full(n, -np.inf, dtype=np.float64)  # day of the last visible fix
@@ -148,6 +160,48 @@ class ResidentPopulation:
         self.boost_day[idx] = day
         np.add.at(self.cell_boost, self.home[idx], self.base[idx] * (self.boost_extra - g_old))
 
+    # ------------------------------------------------------------------ events
+    def record_reports(self, reporters: np.ndarray, day: int) -> None:
+        """Residents made reports today (an index may repeat: one entry per report)."""
+        if len(reporters):
+            np.add.at(self.reports_made, reporters, 1)
+            self.last_event_day[reporters] = day
+
+    def hear_feedback(self, events: FeedbackEvents, day: int) -> dict[str, int]:
+        """Reporters hear the outcome of their cases (DESIGN.md section 6).
+
+        With the closed loop on, a fix raises the reporter's trust (by ``feedback.trust_gain``
+        of the way to 1), boosts their future reporting and lifts their perceived safety by
+        ``safety.feedback_gain``; a failure or a fake closure lowers trust by
+        ``feedback.trust_loss_failure``. Without it, silence lowers trust by
+        ``feedback.trust_loss_silence``.
+
+        Returns:
+            Counts of cases fed back as fixed / not fixed / silence.
+        """
+        out = {"feedback_fixed": 0, "feedback_not_fixed": 0, "feedback_silence": 0}
+        rep = events.reporters
+        if len(rep) == 0:
+            return out
+        fb = self.config.feedback
+        fixed = events.fixed
+        d = float(day)
+        if events.closed_loop:
+            good = np.unique(rep[fixed])
+            self.change_trust(good, self.trust[good] + fb.trust_gain * (1 - self.trust[good]), d)
+            self.give_boost(good, d)
+            self.safety[good] = np.minimum(1.0, self.safety[good] + self.config.safety.feedback_gain)
+            bad = np.unique(rep[~fixed])
+            self.change_trust(bad, self.trust[bad] * (1 - fb.trust_loss_failure), d)
+            out["feedback_fixed"] = int(fixed.sum())
+            out["feedback_not_fixed"] = int((~fixed).sum())
+        else:
+            silent = np.unique(rep)
+            self.change_trust(silent, self.trust[silent] * (1 - fb.trust_loss_silence), d)
+            out["feedback_silence"] = len(rep)
+        self.last_event_day[rep] = day
+        return out
+
     # ------------------------------------------------------------------ cell aggregates
     def cell_sum(self, values: np.ndarray) -> np.ndarray:
         """Sum of a per-resident quantity over each cell's residents (float64; 0 where empty)."""
@@ -169,6 +223,8 @@ class ResidentPopulation:
             raise IndexError(f"resident index {i} out of range 0..{self.n - 1}")
         a = self._agents.get(i)
         if a is None:
+            if self.model is None:
+                raise RuntimeError("this population belongs to no model: no agent views")
             a = Resident(self.model, i)
             self._agents[i] = a
         return a

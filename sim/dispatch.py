@@ -35,24 +35,25 @@ a pool's past. ``Dispatcher.clamped`` counts any that would (it stays 0; tests c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sim.codes import CAT, HANDLER_POOLS, HD, Feedback
 from sim.incidents import (
-    CAT,
     FAILED,
-    HD,
     KNOWN,
     PAPER_CLOSED,
     RESOLVED,
     CategoryArrays,
 )
-from sim.codes import HANDLER_POOLS, Feedback
 from sim.queueing import ServerPool
 
 if TYPE_CHECKING:
-    from sim.model import GovernanceModel
+    from sim.city import City
+    from sim.incidents import IncidentLog
+    from sim.scenario import Scenario
 
 # Where a failed attempt goes next (None: nowhere, the case is abandoned).
 NEXT_TIER = {
@@ -80,13 +81,55 @@ def draw_service_days(
     return np.maximum(out, 1e-6)
 
 
-class Dispatcher:
-    """The intake centre and every handler pool of the city."""
+@dataclass
+class FeedbackEvents:
+    """Reporters told the outcome of their cases today (one entry per case).
 
-    def __init__(self, model: GovernanceModel):
-        self.model = model
-        cfg = model.config
-        city = model.city
+    ``reporters[i]`` reported a case that was truly fixed when ``fixed[i]``; with the closed
+    loop off (``closed_loop`` False) nobody was told anything (silence).
+    """
+
+    reporters: np.ndarray
+    fixed: np.ndarray
+    closed_loop: bool
+
+    @classmethod
+    def none(cls, closed_loop: bool) -> FeedbackEvents:
+        return cls(np.zeros(0, np.int32), np.zeros(0, bool), closed_loop)
+
+
+@dataclass
+class DayHandling:
+    """What the handler pools did in one day: counts and times in ``stats`` (attempts,
+    resolved, paper_closed, escalated, failed, mediation_done, mediation_success, wait_sum,
+    started, busy_<pool>, cap_<pool>) and the reporters to tell."""
+
+    stats: dict[str, float]
+    feedback: FeedbackEvents
+
+
+class Dispatcher:
+    """The intake centre and every handler pool of the city.
+
+    Args:
+        config: the scenario (``handling``, ``tiers``, ``fusion``, ``police``, ``volunteers``,
+            ``population``, ``feedback`` sections are read).
+        city: the lattice and its administrative units (one pool per unit and handler).
+        cat: per-category parameters as arrays.
+        log: the incident log whose cases are routed, handled and closed.
+        party_share_rel: (n_cells,) share of party-member households per cell relative to the
+            city's (capped), which helps mediation.
+        response_travel_days: (n_cells,) police travel time to a scene in each cell, days.
+    """
+
+    def __init__(self, config: Scenario, city: City, cat: CategoryArrays, log: IncidentLog,
+                 party_share_rel: np.ndarray, response_travel_days: np.ndarray):
+        self.config = config
+        self.cat = cat
+        self.log = log
+        self.response_travel_days = response_travel_days
+        self.party_share_rel = party_share_rel
+        cfg = config
         h = cfg.handling
         units = {
             "community": city.n_communities,
@@ -152,12 +195,6 @@ class Dispatcher:
         self.clamped = 0
         self.pool_range = {name: (self.pool_offset[name], self.pool_offset[name] + units[name])
                            for name in ADVANCE_ORDER}
-        # party-member households' share per cell relative to the city's (capped at 3x), for
-        # their help with mediation
-        res = model.residents
-        share = res.cell_mean(res.party_household.astype(np.float32))
-        overall = max(float(res.party_household.mean()) if res.n else 0.0, 1e-12)
-        self.party_share_rel = np.minimum(3.0, share / overall)
 
     # ------------------------------------------------------------------ routing
     def pool_index(self, handler: str, cells: np.ndarray) -> np.ndarray:
@@ -165,9 +202,9 @@ class Dispatcher:
 
     def route(self, ids: np.ndarray, reopened: np.ndarray) -> np.ndarray:
         """Handler code for each case (see the module docstring)."""
-        cfg = self.model.config
-        log = self.model.incidents
-        cp = self.model.cat
+        cfg = self.config
+        log = self.log
+        cp = self.cat
         cat = log.category[ids]
         base = cp.route[cat].astype(np.int64)
         out = base.copy()
@@ -190,8 +227,8 @@ class Dispatcher:
         """Triage and dispatch reports (times are report times; may fall late in the day)."""
         if len(ids) == 0:
             return
-        cfg = self.model.config
-        log = self.model.incidents
+        cfg = self.config
+        log = self.log
         mean_h = cfg.handling.triage_delay_hours * (
             cfg.fusion.triage_delay_factor if cfg.fusion.enabled else 1.0
         )
@@ -205,14 +242,14 @@ class Dispatcher:
 
     def _submit(self, ids: np.ndarray, handler: np.ndarray, t_arr: np.ndarray,
                 rng: np.random.Generator) -> None:
-        log = self.model.incidents
+        log = self.log
         cat = log.category[ids]
-        service = draw_service_days(cat, self.speed[handler], self.model.cat, rng)
+        service = draw_service_days(cat, self.speed[handler], self.cat, rng)
         cells = log.cell[ids]
         # police attend in person: the officer's travel to the scene is part of the handling
         police = handler == HD["police"]
         if police.any():
-            service[police] += self.model.patrols.response_travel_days_of_cell[cells[police]]
+            service[police] += self.response_travel_days[cells[police]]
         prio = -log.severity[ids].astype(np.float64)
         log.handler[ids] = handler
         pool_idx = np.empty(len(ids), dtype=np.int64)
@@ -231,11 +268,16 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ daily advance
     def advance(self, until: float, rng_outcome: np.random.Generator,
-                rng_service: np.random.Generator) -> dict[str, float]:
-        """Advance every pool to ``until`` and settle the outcomes of finished attempts."""
-        cfg = self.model.config
-        log = self.model.incidents
-        cp = self.model.cat
+                rng_service: np.random.Generator) -> DayHandling:
+        """Advance every pool to ``until`` and settle the outcomes of finished attempts.
+
+        Returns:
+            The day's counts and the reporters to tell (closed, paper-closed and abandoned
+            cases; their feedback times and kinds are written to the log).
+        """
+        cfg = self.config
+        log = self.log
+        cp = self.cat
         stats = {"attempts": 0, "resolved": 0, "paper_closed": 0, "escalated": 0, "failed": 0,
                  "mediation_done": 0, "mediation_success": 0, "wait_sum": 0.0, "started": 0}
         closed_ids: list[np.ndarray] = []
@@ -320,9 +362,8 @@ class Dispatcher:
                 stats["mediation_done"] += len(ids)
                 stats["mediation_success"] += int(ok.sum())
             closed_ids.extend([r, pc, ab])
-        if closed_ids:
-            self.feedback(np.concatenate(closed_ids))
-        return stats
+        fb = self.feedback(np.concatenate(closed_ids)) if closed_ids else None
+        return DayHandling(stats, fb or FeedbackEvents.none(cfg.feedback.closed_loop))
 
     def due_reopens(self, until: float) -> tuple[np.ndarray, np.ndarray]:
         """Reporters' complaints due before ``until`` about cases still closed on paper."""
@@ -332,7 +373,7 @@ class Dispatcher:
         self.pending_reopen_ids = self.pending_reopen_ids[~due]
         self.pending_reopen_t = self.pending_reopen_t[~due]
         self.pending_reopen_closed = self.pending_reopen_closed[~due]
-        log = self.model.incidents
+        log = self.log
         # only complaints about the closure that is still in force count
         still = (log.state[ids] == PAPER_CLOSED) & (log.t_closed[ids] == closed_at)
         ids, t = ids[still], t[still]
@@ -341,49 +382,42 @@ class Dispatcher:
         first = np.unique(ids, return_index=True)[1]  # one reopening per case: the earliest
         return ids[first], t[first]
 
-    def reopen(self, ids: np.ndarray, t: np.ndarray, rng: np.random.Generator) -> None:
-        """Reopen paper-closed cases and send them back through triage, a tier up."""
+    def reopen(self, ids: np.ndarray, t: np.ndarray, rng: np.random.Generator) -> int:
+        """Reopen paper-closed cases and send them back through triage, a tier up.
+
+        Returns:
+            The number of cases reopened.
+        """
         if len(ids) == 0:
-            return
-        log = self.model.incidents
+            return 0
+        log = self.log
         log.state[ids] = KNOWN
         log.reopens[ids] += 1
-        self.model.today["reopened"] += len(ids)
         log.t_reopened[ids] = t
         self.triage(ids, t, np.ones(len(ids), dtype=bool), rng)
+        return len(ids)
 
     # ------------------------------------------------------------------ feedback
-    def feedback(self, ids: np.ndarray) -> None:
-        """Tell reporters the outcome of closed or abandoned cases (or say nothing)."""
-        log = self.model.incidents
+    def feedback(self, ids: np.ndarray) -> FeedbackEvents | None:
+        """Record what reporters of closed or abandoned cases are told: the feedback time
+        and kind in the log (with the closed loop on), or silence. The residents' response
+        (trust, future reporting, safety) is :meth:`sim.agents.ResidentPopulation.hear_feedback`."""
+        log = self.log
         ids = ids[log.reporter[ids] >= 0]
         if len(ids) == 0:
-            return
-        fb = self.model.config.feedback
-        res = self.model.residents
+            return None
+        fb = self.config.feedback
         rep = log.reporter[ids]
         fixed = log.state[ids] == RESOLVED
-        # an abandoned case is reported back from its failure, even if it was closed on paper
-        # in an earlier episode
-        t_close = np.where(log.state[ids] == FAILED, log.t_failed[ids], log.t_closed[ids])
-        day = float(self.model.day)
         if fb.closed_loop:
+            # an abandoned case is reported back from its failure, even if it was closed on
+            # paper in an earlier episode
+            t_close = np.where(log.state[ids] == FAILED, log.t_failed[ids], log.t_closed[ids])
             log.t_feedback[ids] = t_close + fb.delay_hours / 24.0
             log.feedback_kind[ids] = np.where(fixed, Feedback.FIXED, Feedback.NOT_FIXED)
-            good = np.unique(rep[fixed])
-            res.change_trust(good, res.trust[good] + fb.trust_gain * (1 - res.trust[good]), day)
-            res.give_boost(good, day)
-            res.safety[good] = np.minimum(1.0, res.safety[good] + self.model.config.safety.feedback_gain)
-            bad = np.unique(rep[~fixed])
-            res.change_trust(bad, res.trust[bad] * (1 - fb.trust_loss_failure), day)
-            self.model.today["feedback_fixed"] += int(fixed.sum())
-            self.model.today["feedback_not_fixed"] += int((~fixed).sum())
         else:
             log.feedback_kind[ids] = Feedback.SILENCE
-            silent = np.unique(rep)
-            res.change_trust(silent, res.trust[silent] * (1 - fb.trust_loss_silence), day)
-            self.model.today["feedback_silence"] += len(ids)
-        res.last_event_day[rep] = self.model.day
+        return FeedbackEvents(rep, fixed, fb.closed_loop)
 
     # ------------------------------------------------------------------ summaries
     def utilisation_by_handler(self) -> dict[str, float]:

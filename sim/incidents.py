@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sim.codes import (
+# CAT, CH and OPEN_STATES are re-exported for callers that work with incidents.
+from sim.codes import (  # noqa: F401
     CAT,
     CATEGORIES,
     CH,

@@ -22,16 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sim.codes import CAT, CATEGORIES, CH, CHANNELS, HANDLER_POOLS, State
 from sim.incidents import (
-    CAT,
-    CH,
     KNOWN,
     LAPSED,
     PAPER_CLOSED,
     RESOLVED,
     UNDISCOVERED,
 )
-from sim.codes import CATEGORIES, CHANNELS, HANDLER_POOLS, State
 from sim.safety import wilson_interval
 
 if TYPE_CHECKING:

@@ -33,17 +33,15 @@ from mesa.datacollection import DataCollector
 
 from sim import metrics as M
 from sim.agents import GridWorker, PoliceOfficer, ResidentPopulation, Volunteer
-from sim.channels import Patrols, discover
-from sim.city import City, build_city
+from sim.channels import Channels
+from sim.city import City, city_from_scenario
+from sim.codes import CAT, HD, OPEN_STATES
 from sim.dispatch import Dispatcher
 from sim.incidents import (
     BACKGROUND,
-    CAT,
     ESCALATION,
-    HD,
     KNOWN,
     NEAR_REPEAT,
-    OPEN_STATES,
     PAPER_CLOSED,
     UNDISCOVERED,
     CategoryArrays,
@@ -54,6 +52,7 @@ from sim.incidents import (
     draw_offspring,
     draw_severity,
 )
+from sim.patrols import Patrols
 from sim.rng import Streams, root_sequence
 from sim.safety import SafetyModel
 from sim.scenario import Scenario, load_scenario
@@ -96,20 +95,12 @@ class GovernanceModel(mesa.Model):
         cfg = config
         c = cfg.city
 
-        self.city: City = build_city(
-            width=c.width, height=c.height, cell_km=c.cell_km, total_population=c.population,
-            centres=list(c.centres), rural_share=c.rural_share, noise_sigma=c.noise_sigma,
-            risk_sigma=c.risk_sigma, risk_correlation_km=c.risk_correlation_km,
-            urban_density_per_km2=c.urban_density_per_km2, area_weight=cfg.grids.area_weight,
-            counts=[cfg.admin.counties, cfg.admin.townships, cfg.admin.communities, cfg.grids.count],
-            rng_population=streams.get("city.population"), rng_risk=streams.get("city.risk"),
-        )
+        self.city: City = city_from_scenario(cfg, streams.get("city.population"),
+                                             streams.get("city.risk"))
         self.cat = CategoryArrays.from_scenario(cfg.incidents)
-        self.residents = ResidentPopulation(self, self.city.population, streams.get("residents"))
+        self.residents = ResidentPopulation(cfg, self.city.population, streams.get("residents"),
+                                            model=self)
         res = self.residents
-        self.app_people_per_cell = (
-            np.bincount(res.home, weights=res.app_user, minlength=self.city.n_cells) * res.scale
-        )
         self.welfare_weight = np.where(
             res.elderly_alone, cfg.population.elderly_welfare_multiplier, 1.0
         )
@@ -120,9 +111,20 @@ class GovernanceModel(mesa.Model):
         self._pending: Offspring | None = None
         self._pending_origin = np.zeros(0, dtype=np.int8)
 
-        self.patrols = Patrols(self)
-        self.dispatcher = Dispatcher(self)
-        self.safety = SafetyModel(self)
+        # The components, each given what it needs (no component reads the model object).
+        self.patrols = Patrols(cfg, self.city)
+        self.channels = Channels(cfg, self.city, self.cat, res)
+        # party-member households' share per cell relative to the city's (capped at 3x), for
+        # their help with mediation
+        party_share = res.cell_mean(res.party_household.astype(np.float32))
+        overall = max(float(res.party_household.mean()) if res.n else 0.0, 1e-12)
+        self.dispatcher = Dispatcher(cfg, self.city, self.cat, self.incidents,
+                                     party_share_rel=np.minimum(3.0, party_share / overall),
+                                     response_travel_days=self.patrols.response_travel_days_of_cell)
+        self.safety = SafetyModel(cfg.safety, self.city, res)
+        # Case-work hours waiting for each grid's workers: on-the-spot fixes and community
+        # cases add to it during a day, the next day's patrol plan consumes it.
+        self.case_hours_pending = np.zeros(self.city.n_grids)
         self._make_staff(streams.get("staff"))
         self.cell_propensity = res.cell_propensity()
         self._space = None
@@ -190,7 +192,8 @@ class GovernanceModel(mesa.Model):
         disorder_nb, disorder_cell = self._disorder()
 
         # 1. patrols
-        visits = self.patrols.draw(d, S.daily("patrol", d))
+        visits = self.patrols.draw(d, S.daily("patrol", d), self.case_hours_pending)
+        self.case_hours_pending = np.zeros(city.n_grids)
 
         # 2. arrivals
         new_ids = self._arrivals(d, deter, disorder_nb)
@@ -198,19 +201,26 @@ class GovernanceModel(mesa.Model):
         # 3. reopen complaints, discovery, on-the-spot fixes, triage
         rng_tri = S.daily("triage", d)
         r_ids, r_t = self.dispatcher.due_reopens(d + 1.0)
-        self.dispatcher.reopen(r_ids, r_t, rng_tri)
-        det = discover(self, d, visits, S.daily("reporting", d))
+        reopened = self.dispatcher.reopen(r_ids, r_t, rng_tri)
+        det = self.channels.discover(d, log, visits, self.cell_propensity, S.daily("reporting", d))
+        self.residents.record_reports(det.reporters, d)
+        self.case_hours_pending += det.on_spot_hours
         self.dispatcher.triage(det.new_ids, det.new_report_t, np.zeros(len(det.new_ids), bool), rng_tri)
-        self.dispatcher.reopen(det.reopened_ids, det.reopened_t, rng_tri)
+        reopened += self.dispatcher.reopen(det.reopened_ids, det.reopened_t, rng_tri)
+        self.today["reopened"] += reopened
         routed_comm = det.new_ids[log.handler[det.new_ids] == HD["community"]]
         if len(routed_comm):
             g = city.grid[log.cell[routed_comm]]
-            self.patrols.worker_case_hours_pending += (
+            self.case_hours_pending += (
                 np.bincount(g, minlength=city.n_grids) * cfg.grid_workers.case_hours_per_case
             )
 
-        # 4. handling: every pool catches up with Mesa's clock (model.time == d + 1 here)
-        hstats = self.dispatcher.advance(float(self.time), S.daily("outcomes", d), S.daily("escalation", d))
+        # 4. handling: every pool catches up with Mesa's clock (model.time == d + 1 here);
+        # reporters hear the outcome of their closed cases
+        handled = self.dispatcher.advance(float(self.time), S.daily("outcomes", d), S.daily("escalation", d))
+        hstats = handled.stats
+        for k, v in self.residents.hear_feedback(handled.feedback, d).items():
+            self.today[k] += v
 
         # 5. harm and dispute escalation
         harmed = self._harm_and_escalation(d, S.daily("harm", d))

@@ -38,7 +38,9 @@ import numpy as np
 from scipy import stats
 
 if TYPE_CHECKING:
-    from sim.model import GovernanceModel
+    from sim.agents import ResidentPopulation
+    from sim.city import City
+    from sim.scenario import SafetyConfig
 
 
 @dataclass(frozen=True)
@@ -66,11 +68,16 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
 class SafetyModel:
     """Daily update of every resident's perceived safety, and survey waves."""
 
-    def __init__(self, model: GovernanceModel):
-        self.model = model
-        city = model.city
-        res = model.residents
-        cfg = model.config.safety
+    def __init__(self, config: SafetyConfig, city: City, residents: ResidentPopulation):
+        """Args:
+            config: the scenario's ``safety`` section.
+            city: the lattice (Moore neighbourhoods for the spread of fear).
+            residents: the resident population whose ``safety`` array this model updates.
+        """
+        self.config = config
+        self.residents = residents
+        res = residents
+        cfg = config
         # Moore neighbourhood including the cell itself, for the spread term.
         nb = city.neighbours
         nb9 = np.concatenate([np.arange(city.n_cells)[:, None], nb], axis=1)
@@ -102,8 +109,8 @@ class SafetyModel:
             disorder: (n_cells,) safety- and visibility-weighted unresolved latent problems.
             guardians: (n_cells,) guardian visits today.
         """
-        cfg = self.model.config.safety
-        res = self.model.residents
+        cfg = self.config
+        res = self.residents
         s = res.safety
         delta = (
             -cfg.exposure_drop * exposure / self.per100
@@ -122,7 +129,7 @@ class SafetyModel:
 
     def mean(self) -> float:
         """Mean perceived safety over residents (from the cell sums: no extra pass)."""
-        n = self.model.residents.n
+        n = self.residents.n
         return float(self.cell_sum.sum() / n) if n else float("nan")
 
     def victimise(self, residents: np.ndarray, day: int) -> None:
@@ -130,8 +137,8 @@ class SafetyModel:
         residents = residents[residents >= 0]
         if len(residents) == 0:
             return
-        res = self.model.residents
-        drop = self.model.config.safety.victim_drop
+        res = self.residents
+        drop = self.config.victim_drop
         np.subtract.at(res.safety, residents, np.float32(drop))
         np.clip(res.safety, 0.0, 1.0, out=res.safety)
         np.add.at(res.victimisations, residents, 1)
@@ -139,8 +146,8 @@ class SafetyModel:
 
     def survey(self, day: int, rng: np.random.Generator) -> SurveyResult:
         """One survey wave: sample residents, ask whether they feel safe."""
-        cfg = self.model.config.safety
-        res = self.model.residents
+        cfg = self.config
+        res = self.residents
         n = min(cfg.survey_sample, res.n)
         if n == 0:
             out = SurveyResult(day, 0, float("nan"), float("nan"), float("nan"))

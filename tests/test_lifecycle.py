@@ -341,7 +341,7 @@ def test_no_case_is_clamped_below_the_city_tier(monkeypatch):
     submit = dispatch.Dispatcher._submit
 
     def spy(self, ids, handler, t_arr, rng):
-        cells = self.model.incidents.cell[ids]
+        cells = self.log.cell[ids]
         for h, c, t in zip(handler.tolist(), cells.tolist(), t_arr.tolist(), strict=True):
             name = HANDLER_NAMES[h]
             pool = self.pools[int(self.pool_index(name, np.array([c]))[0])]
