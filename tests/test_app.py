@@ -12,38 +12,42 @@ import pytest
 
 pytest.importorskip("solara", reason="the explorer needs mesa[rec] (solara, altair)")
 
-from sim.explorer.components import (
-    BASELINE,
-    CHANNEL_LABELS,
-    HEADLINES,
-    LEVER_KEYS,
-    ROLE_NAMES,
-    STATE_LABELS,
-    ExplorerModel,
-    Run,
-    Settings,
+from sim.codes import CHANNELS
+from sim.codes import State as _State
+from sim.explorer.charts import (
     backlog_chart,
-    block_factor,
-    boundary_segments,
-    cell_layer,
     channels_chart,
-    current_settings,
     difference_chart,
-    difference_series,
-    grid_table,
-    headline_table,
-    lever_values,
     map_chart,
-    map_data,
     rates_chart,
-    scenario_names,
-    series,
     survey_chart,
     ttr_chart,
 )
-from sim.incidents import KNOWN, PAPER_CLOSED, UNDISCOVERED
+from sim.explorer.mapdata import (
+    ROLE_NAMES,
+    STATE_LABELS,
+    block_factor,
+    boundary_segments,
+    cell_layer,
+    grid_table,
+    map_data,
+)
+from sim.explorer.series import HEADLINES, difference_series, headline_table, series
+from sim.explorer.state import (
+    BASELINE,
+    CHANNEL_LABELS,
+    LEVER_KEYS,
+    ExplorerModel,
+    Run,
+    Settings,
+    current_settings,
+    lever_values,
+    scenario_names,
+)
 from sim.model import GovernanceModel
-from sim.scenario import CHANNELS, SCENARIO_DIR
+from sim.paths import SCENARIO_DIR
+
+UNDISCOVERED, KNOWN, PAPER_CLOSED = _State.UNDISCOVERED, _State.KNOWN, _State.PAPER_CLOSED
 
 SEED = 20240101
 
@@ -373,3 +377,48 @@ def test_serve_reports_a_port_in_use(tmp_path):
                              env={**__import__("os").environ, "SOLARA_TELEMETRY_MIXPANEL_ENABLE": "False"})
     assert out.returncode == 1, out.stdout + out.stderr
     assert f"127.0.0.1:{port}" in out.stderr
+
+
+# --------------------------------------------------------------------------- Mesa patches
+def test_importing_the_explorer_leaves_mesa_alone():
+    """The SolaraViz adjustments are applied when the server starts, never at import."""
+    import subprocess
+    import sys
+
+    code = ("import mesa.visualization.solara_viz as v, mesa.visualization.utils as u\n"
+            "before = (v.make_initial_grid_layout, v.force_update)\n"
+            "import sim.explorer.app, sim.explorer.components, sim.explorer.charts\n"
+            "import sim.explorer.patches as p\n"
+            "assert (v.make_initial_grid_layout, v.force_update) == before\n"
+            "assert v.force_update is u.force_update and not p.applied()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+
+
+def test_patches_set_the_panel_layout_on_the_supported_mesa():
+    from mesa.visualization import solara_viz
+
+    from sim.explorer import patches
+    from sim.explorer.app import apply_patches
+    from sim.explorer.components import PANELS, panel_layout
+
+    assert patches.mesa_supported("3.5.1") and not patches.mesa_supported("3.6.0")
+    assert not patches.mesa_supported("4.0") and not patches.mesa_supported("x")
+    assert apply_patches() is True and patches.applied()
+    assert apply_patches() is True  # idempotent
+    assert solara_viz.make_initial_grid_layout(len(PANELS)) == panel_layout()
+    assert len(solara_viz.make_initial_grid_layout(3)) == 3  # other pages: Mesa's layout
+    assert solara_viz.force_update is patches.force_update_once
+
+
+def test_patches_are_skipped_with_a_warning_on_another_mesa(monkeypatch):
+    import mesa
+
+    from sim.explorer import patches
+    from sim.explorer.components import panel_layout
+
+    monkeypatch.setattr(mesa, "__version__", "3.9.0")
+    monkeypatch.setattr(patches, "_warned", False)
+    with pytest.warns(RuntimeWarning, match=r"Mesa 3\.9\.0 .* Mesa 3\.5\.x"):
+        assert patches.apply(panel_layout) is False

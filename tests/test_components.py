@@ -254,3 +254,20 @@ def test_wilson_interval_agrees_with_scipy():
 
 def test_every_category_has_a_code():
     assert [Category[c.upper()] for c in CATEGORIES] == list(range(len(CATEGORIES)))
+
+
+def test_the_outcome_registry_covers_every_recorded_metric():
+    """Every daily column and every run-summary key is declared once in sim.outcomes, in the
+    table it appears in (adding an outcome is one registry entry plus its computation)."""
+    from sim import GovernanceModel, outcomes
+    from sim.metrics import DAILY_KEYS
+
+    daily = [k for k in DAILY_KEYS if outcomes.OUTCOMES.get(k) is None
+             or outcomes.OUTCOMES[k].table == "run"]
+    assert not daily, f"daily metrics missing from sim.outcomes: {daily}"
+    m = GovernanceModel(None, rng=1, **SMALL).run(35)
+    run = [k for k in m.summary(5) if outcomes.OUTCOMES.get(k) is None
+           or outcomes.OUTCOMES[k].table == "daily"]
+    assert not run, f"run metrics missing from sim.outcomes: {run}"
+    for name, o in outcomes.OUTCOMES.items():
+        assert o.name == name and o.label and o.better in ("higher", "lower", None)

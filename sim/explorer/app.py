@@ -2,7 +2,7 @@
 browser, built on Mesa's ``SolaraViz``.
 
 Start it with ``govsim explore [SCENARIO] [--host 127.0.0.1] [--port 8765]`` (which calls
-:func:`serve`), or with ``solara run sim/app.py``. The page is Mesa's SolaraViz: its sidebar
+:func:`serve`), or with ``solara run sim.explorer.app``. The page is Mesa's SolaraViz: its sidebar
 has Mesa's Step / Play / Reset buttons and the play speed, plus this app's card of scenario,
 seed, levers and compare mode; the main area has the panels of
 :mod:`sim.explorer.components` (day counter and headline outcomes, the map, the charts and the
@@ -19,100 +19,39 @@ import socket
 import sys
 from pathlib import Path
 
-import mesa.visualization.solara_viz as _solara_viz
-import reacton.core
 import solara
 from mesa.visualization import SolaraViz
-from mesa.visualization.utils import update_counter
 
-from sim.explorer.components import (
-    PANELS,
-    SCENARIO_ENV,
-    ExplorerModel,
-    ScenarioPanel,
-    current_settings,
-    panel_layout,
-)
+from sim.explorer import patches
+from sim.explorer.components import PANELS, ScenarioPanel, panel_layout
+from sim.explorer.state import SCENARIO_ENV, ExplorerModel, current_settings
 
 TITLE = "govsim explorer: grid governance"
-
-
-def _use_panel_layout() -> None:
-    """Give SolaraViz's draggable grid this app's initial arrangement (map full width, charts
-    two by two) instead of its default of equal half-width tiles. Only the initial layout
-    changes; other SolaraViz pages with a different number of components are unaffected."""
-    original = _solara_viz.make_initial_grid_layout
-    if getattr(original, "_govsim", False):
-        return
-
-    def make_initial_grid_layout(num_components):
-        if num_components == len(PANELS):
-            return panel_layout()
-        return original(num_components)
-
-    make_initial_grid_layout._govsim = True
-    _solara_viz.make_initial_grid_layout = make_initial_grid_layout
-
-
-_use_panel_layout()
-
-# This session's render context (Solara reactive variables are per session).
-_render_context = solara.reactive(None)
-
-
-def force_update_once() -> None:
-    """Mesa's ``force_update`` (tell every panel a new day is there), as one render.
-
-    Each panel, and Mesa's own step counter, listens to Mesa's update counter; without a batch
-    Solara renders the page once per listener (nine times a day here). Inside the session's
-    render context as a batch, the listeners' renders merge into one."""
-    rc = _render_context.value
-    if rc is None:
-        update_counter.value += 1
-        return
-    with rc:
-        update_counter.value += 1
-
-
-def _use_batched_updates() -> None:
-    if getattr(_solara_viz.force_update, "_govsim", False):
-        return
-    force_update_once._govsim = True
-    _solara_viz.force_update = force_update_once
-
-
-_use_batched_updates()
-
-
-@solara.component
-def Page():
-    """One browser session: its own model and controls."""
-    initial = solara.use_memo(lambda: ExplorerModel(current_settings.value), [])
-    model = solara.use_reactive(initial)
-    rc = reacton.core.get_render_context()
-    solara.use_effect(lambda: _render_context.set(rc), [])
-    solara.Title("govsim explorer")
-    solara.Style(CSS)
-    SolaraViz(model, components=[c for c, _ in PANELS], name=TITLE, play_interval=150)
-    _SidebarAfterControls(children=[ScenarioPanel(model)])
-
-
-@solara.component
-def _SidebarAfterControls(children=[]):  # noqa: B006 - solara's convention for children
-    """Like ``solara.Sidebar``, but placed after SolaraViz's Controls card (Step, Play, Reset),
-    which Solara would otherwise put second (sidebar items declared at the same depth keep the
-    order they were mounted in)."""
-    from solara.components.applayout import sidebar_portal
-
-    sidebar_portal.use_portal_add(children, 1 << 20)
-    return solara.Div(style="display: none")
-
 
 CSS = """
 .govsim-controls .v-input--checkbox { margin-top: 0; padding-top: 0; }
 .govsim-controls .v-input--checkbox .v-messages { display: none; }
 .govsim-controls .v-input { font-size: 14px; }
 """
+
+
+def apply_patches() -> bool:
+    """This page's adjustments to Mesa's SolaraViz (:mod:`sim.explorer.patches`): applied
+    when the server starts and when the page first renders, never at import."""
+    return patches.apply(panel_layout)
+
+
+@solara.component
+def Page():
+    """One browser session: its own model and controls."""
+    solara.use_memo(apply_patches, [])
+    initial = solara.use_memo(lambda: ExplorerModel(current_settings.value), [])
+    model = solara.use_reactive(initial)
+    patches.use_render_context()
+    solara.Title("govsim explorer")
+    solara.Style(CSS)
+    SolaraViz(model, components=[c for c, _ in PANELS], name=TITLE, play_interval=150)
+    patches.SidebarAfterControls(children=[ScenarioPanel(model)])
 
 
 page = Page
@@ -171,8 +110,10 @@ def serve(scenario: str | None, host: str = "127.0.0.1", port: int = 8765,
     problems = app_assets.ensure(log=lambda msg: print(f"govsim explore: {msg}", flush=True))
     for problem in problems:
         print(f"govsim explore: warning: browser files missing ({problem}); the page needs "
-              "network access to a CDN until `python -m sim.explorer.assets` succeeds", file=sys.stderr)
+              "network access to a CDN until `python -m sim.explorer.assets` succeeds",
+              file=sys.stderr)
     os.environ[SCENARIO_ENV] = scenario or ""
+    apply_patches()
     # no usage statistics sent from a policy office's machine
     os.environ.setdefault("SOLARA_TELEMETRY_MIXPANEL_ENABLE", "False")
     if port == 0:
@@ -181,10 +122,12 @@ def serve(scenario: str | None, host: str = "127.0.0.1", port: int = 8765,
         with socket.socket() as probe:
             probe.bind((host, port))
     except OSError as exc:
-        print(f"govsim explore: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"govsim explore: cannot listen on {host}:{port}: {exc.strerror or exc}",
+              file=sys.stderr)
         return 1
     url = f"http://{host}:{port}"
-    print(f"govsim explore: {scenario or 'default'} at {url}  (Ctrl+C stops the server)", flush=True)
+    print(f"govsim explore: {scenario or 'default'} at {url}  (Ctrl+C stops the server)",
+          flush=True)
 
     import solara.server.settings as solara_settings
     from solara.__main__ import cli

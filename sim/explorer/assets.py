@@ -34,7 +34,8 @@ _COMMON: tuple[tuple[str, str, str], ...] = (
 )
 # The Vuetify app: Solara's page for ipyvuetify 1.x (Vue 2) or 3.x (Vue 3); the bundle's file name
 # carries the ipywidgets major version.
-_VUETIFY = {1: ("@widgetti/solara-vuetify-app", "10.1.1"), 3: ("@widgetti/solara-vuetify3-app", "5.2.0")}
+_VUETIFY = {1: ("@widgetti/solara-vuetify-app", "10.1.1"),
+            3: ("@widgetti/solara-vuetify3-app", "5.2.0")}
 
 
 def cache_dir() -> Path:
@@ -55,7 +56,7 @@ def required() -> list[tuple[str, str, str]]:
     try:
         widgets = int(version("ipywidgets").split(".")[0])
         vuetify = int(version("ipyvuetify").split(".")[0])
-    except (PackageNotFoundError, ValueError):  # pragma: no cover - report what the newest stack needs
+    except (PackageNotFoundError, ValueError):  # pragma: no cover - assume the newest stack
         widgets, vuetify = 8, 3
     package, spec = _VUETIFY[3 if vuetify >= 3 else 1]
     return [(package, spec, f"dist/solara-vuetify-app{widgets}.min.js"), *_COMMON]
@@ -109,7 +110,8 @@ def ensure(root: Path | None = None, log=print) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sim.explorer.assets", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m sim.explorer.assets",
+                                 description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true", help="only report what is missing")
     args = ap.parse_args(argv)
     if args.check:
