@@ -199,15 +199,9 @@ def stop_mp_helpers() -> None:
 # --------------------------------------------------------------------------- measurements
 def measure_overhead_parts(spec_path: Path, work: Path) -> dict[str, float]:
     """Time the serial runner's pieces one by one (model work = execute alone)."""
-    from sim.batch.runner import (
-        FLUSH_RUNS,
-        FLUSH_SECONDS,
-        ResultStore,
-        execute,
-        experiment_metadata,
-        load_experiment,
-        plan_runs,
-    )
+    from sim.batch.runner import FLUSH_RUNS, FLUSH_SECONDS, execute
+    from sim.batch.spec import load_experiment, plan_runs
+    from sim.batch.store import ResultStore, experiment_metadata
 
     parts: dict[str, float] = {}
     t0 = time.perf_counter()

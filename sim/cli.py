@@ -70,8 +70,8 @@ def _positive(name: str):
 # --------------------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
     from sim.analysis.tables import summary_table
-    from sim.model import GovernanceModel
     from sim.batch.results import default_run_dir, now_iso, write_run
+    from sim.model import GovernanceModel
 
     scenario = load_scenario(args.scenario, _overrides(args.set))
     days = args.days if args.days is not None else scenario.days
@@ -140,7 +140,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- experiments
 def cmd_experiment_run(args: argparse.Namespace) -> int:
-    from sim.batch.runner import load_experiment, run_experiment
+    from sim.batch import load_experiment, run_experiment
 
     exp = load_experiment(args.spec)  # validates everything before any work
     console = _console()
@@ -159,7 +159,7 @@ def cmd_experiment_run(args: argparse.Namespace) -> int:
     status = _status_table(path)
     console.print(status)
     console.print(f"Results: [bold]{path}[/bold]")
-    from sim.batch.runner import experiment_status
+    from sim.batch import experiment_status
 
     failed = int(experiment_status(path).iloc[-1]["failed"])
     if failed:
@@ -173,7 +173,7 @@ def cmd_experiment_run(args: argparse.Namespace) -> int:
 def _status_table(path):
     from rich.table import Table
 
-    from sim.batch.runner import experiment_status
+    from sim.batch import experiment_status
 
     df = experiment_status(path)
     t = Table(title=f"Runs in {path}")
@@ -185,7 +185,7 @@ def _status_table(path):
 
 
 def cmd_experiment_status(args: argparse.Namespace) -> int:
-    from sim.batch.runner import ExperimentError
+    from sim.batch import ExperimentError
 
     try:
         _console().print(_status_table(Path(args.dir)))
@@ -216,7 +216,7 @@ def cmd_experiment_analyze(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from sim.analysis.compare import compare
     from sim.analysis.tables import comparison_table
-    from sim.batch.runner import build_experiment, run_experiment
+    from sim.batch import build_experiment, run_experiment
     from sim.batch.results import DEFAULT_RESULTS_DIR, load
 
     labels = [Path(s).stem for s in args.scenarios]
@@ -239,7 +239,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         "warmup_days": warmup,
         "outputs": {"timeseries": True, "timeseries_every": 1, "incidents": False},
     }
-    exp = build_experiment(raw, "govsim compare", base_dir=Path.cwd())
+    exp = build_experiment(raw, "govsim compare", base_dir=Path.cwd(), kind="comparison")
     out = Path(args.out) if args.out else DEFAULT_RESULTS_DIR / exp.spec.name
     console = _console()
     console.print(f"Comparing {', '.join(labels)}: {args.reps} paired replications of {days} days"
@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _experiment_error() -> type[Exception]:
-    from sim.batch.runner import ExperimentError
+    from sim.batch import ExperimentError
 
     return ExperimentError
 

@@ -32,6 +32,7 @@ class InputError(ValueError):
     def __init__(self, message: str, *, file: str | None = None, key: str | None = None):
         self.file = file
         self.key = key
+        self.message = message  # without the file name
         super().__init__(f"{file}: {message}" if file else message)
 
 
@@ -130,7 +131,7 @@ def read_yaml(path: str | Path, *, what: str = "file") -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(f"not valid YAML{where}: {problem}", file=str(path)) from None
+        raise InputError(f"YAML syntax error{where}: {problem}", file=str(path)) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -29,19 +29,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sim.paths import SCENARIO_DIR  # noqa: E402  (re-exported)
+from sim import schema
+from sim.codes import CATEGORIES, CHANNELS, HANDLERS  # noqa: F401  (CHANNELS, HANDLERS re-exported)
+from sim.files import InputError, read_yaml
+from sim.paths import SCENARIO_DIR
 
-from sim.codes import CATEGORIES, CHANNELS, HANDLERS  # noqa: E402  (re-exported)
 
-
-class ScenarioError(ValueError):
-    """A scenario file or override is invalid. ``str()`` is a message fit for the user."""
-
-    def __init__(self, message: str, *, file: str | None = None, key: str | None = None):
-        self.file = file
-        self.key = key
-        prefix = f"{file}: " if file else ""
-        super().__init__(prefix + message)
+class ScenarioError(InputError):
+    """A scenario file or override is invalid. ``str()`` is a message fit for the user:
+    ``"FILE: key 'a.b': ..."``; ``file`` and ``key`` are also attributes."""
 
 
 class _Section(BaseModel):
@@ -780,33 +776,25 @@ def resolve_scenario_path(ref: str | Path, *, relative_to: Path | None = None) -
     raise FileNotFoundError(f"no scenario file '{ref}' (looked for {tried}); shipped scenarios: {available}")
 
 
-def _read_yaml(path: Path) -> dict:
+def read_input_yaml(path: Path, error: type[InputError] = ScenarioError, *,
+                    what: str = "scenario file") -> dict:
+    """A YAML mapping read by :func:`sim.files.read_yaml`, its error re-raised as ``error``.
+
+    Scenario and experiment files are read alike; each raises its own error type
+    (:class:`ScenarioError`, :class:`~sim.batch.spec.ExperimentError`) with the file name and,
+    for a syntax error, the line and column.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"cannot read file: {exc}", file=str(path)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(f"YAML syntax error{where}: {problem}", file=str(path)) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ScenarioError(
-            f"the file must hold a mapping of keys to values, not {type(data).__name__}",
-            file=str(path),
-        )
-    return data
+        return read_yaml(path, what=what)
+    except InputError as exc:
+        raise error(exc.message, file=exc.file) from None
 
 
 def _load_raw(path: Path, chain: tuple[Path, ...]) -> dict:
     if path in chain:
         cycle = " -> ".join(str(p.name) for p in (*chain, path))
         raise ScenarioError(f"key 'extends': cycle of extends: {cycle}", file=str(chain[0]), key="extends")
-    data = _read_yaml(path)
+    data = read_input_yaml(path)
     parent_ref = data.pop("extends", None)
     if parent_ref is None:
         return data
@@ -825,72 +813,24 @@ def _load_raw(path: Path, chain: tuple[Path, ...]) -> dict:
     return _deep_merge(parent, data)
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
-    model: Any = Scenario
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        fields = getattr(model, "model_fields", None)
-        if not fields or part not in fields:
-            return None
-        ann = fields[part].annotation
-        args = getattr(ann, "__args__", None)
-        if args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
-            ann = args[0]
-        model = ann
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _format_error(err: dict, source: str) -> ScenarioError:
-    loc = tuple(err.get("loc", ()))
-    key = ".".join(str(p) for p in loc) or "(top level)"
-    value = err.get("input")
-    if err.get("type") == "extra_forbidden":
-        parent = _model_at(loc[:-1])
-        valid = sorted(parent.model_fields) if parent else []
-        return ScenarioError(
-            f"key '{key}': unknown key (value {value!r}); valid keys here are: {', '.join(valid)}",
-            file=source, key=key,
-        )
-    msg = err.get("msg", "invalid value")
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    shown = value if not isinstance(value, dict) else "{...}"
-    field_help = ""
-    model = _model_at(loc[:-1])
-    if model is not None and loc and loc[-1] in model.model_fields:
-        desc = model.model_fields[loc[-1]].description
-        if desc:
-            field_help = f" ({desc})"
-    return ScenarioError(
-        f"key '{key}': value {shown!r} is not allowed: {msg}{field_help}", file=source, key=key
-    )
-
-
 def _validate(data: dict, source: str) -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        first = _format_error(errors[0], source)
-        if len(errors) > 1:
-            rest = "; ".join(str(_format_error(e, "")) for e in errors[1:4])
-            more = f" (and {len(errors) - 4} more)" if len(errors) > 4 else ""
-            raise ScenarioError(f"{first}; also: {rest}{more}", key=first.key) from None
-        raise first from None
+        message, key = schema.format_validation_error(exc, Scenario)
+        raise ScenarioError(message, file=source, key=key) from None
 
 
 def _set_dotted(data: dict, key: str, value: Any, *, source: str) -> None:
     parts = key.split(".")
     node = data
-    model: Any = Scenario
     for i, part in enumerate(parts):
-        fields = getattr(model, "model_fields", {})
-        if part not in fields:
+        valid = schema.valid_keys(Scenario, parts[:i])
+        if part not in valid:
             here = ".".join(parts[:i]) or "(top level)"
             raise ScenarioError(
                 f"key '{key}': unknown key '{part}' under {here}; valid keys are: "
-                f"{', '.join(sorted(fields))}",
+                f"{', '.join(valid)}",
                 file=source, key=key,
             )
         if i == len(parts) - 1:
@@ -899,7 +839,6 @@ def _set_dotted(data: dict, key: str, value: Any, *, source: str) -> None:
         if not isinstance(node.get(part), dict):
             raise ScenarioError(f"key '{key}': '{part}' is not a section", file=source, key=key)
         node = node[part]
-        model = _model_at(tuple(parts[: i + 1]))
 
 
 def parse_set_option(text: str) -> tuple[str, Any]:

@@ -46,7 +46,7 @@ def make_compare(out: Path, reps: int = 3) -> Path:
 
 def make_levers(out: Path, reps: int = 3) -> Path:
     """Every on/off combination of two reform levers (fusion, paperwork) x ``reps``."""
-    from sim.batch.runner import build_experiment, run_experiment
+    from sim.batch import build_experiment, run_experiment
 
     exp = build_experiment({
         "name": "levers",
@@ -64,8 +64,8 @@ def make_levers(out: Path, reps: int = 3) -> Path:
 
 def make_sobol(out: Path) -> Path:
     """A Sobol' design (3 factors, N = 8: 40 runs of 25 days), analysed into ``analysis/``."""
-    from sim.batch.runner import build_experiment, run_experiment
     from sim.analysis.sensitivity import analyze
+    from sim.batch import build_experiment, run_experiment
 
     exp = build_experiment({
         "name": "sobol",

@@ -15,8 +15,8 @@ import sys
 
 import pytest
 
-from sim.batch.runner import run_experiment
 from sim.analysis.sensitivity import analyze
+from sim.batch import run_experiment
 
 TINY = ("{city.width: 10, city.height: 10, city.population: 3000, admin.townships: 1,"
         " admin.communities: 2, grids.count: 5, police.officers: 3, volunteers.community: 600,"

@@ -16,13 +16,8 @@ import pandas as pd
 import pytest
 
 from sim import GovernanceModel
-from sim.batch.runner import (
-    FAIL_ENV,
-    load_experiment,
-    plan_runs,
-    run_experiment,
-)
-from sim.batch.results import load
+from sim.batch import load, load_experiment, plan_runs, run_experiment
+from sim.batch.runner import FAIL_ENV
 
 TINY = ("{city.width: 12, city.height: 12, city.population: 4000, admin.townships: 2,"
         " admin.communities: 3, grids.count: 8, police.officers: 4, volunteers.community: 800,"
@@ -118,6 +113,21 @@ def test_any_concurrent_futures_executor_works(tmp_path):
         out = run_experiment(exp, ex, out=tmp_path / "threads")
     ref = run_experiment(exp, out=tmp_path / "serial", workers=1)
     pd.testing.assert_frame_equal(comparable(load(out).runs), comparable(load(ref).runs))
+
+
+def test_metadata_records_the_kind_of_batch(tmp_path):
+    import yaml
+
+    from sim.batch import build_experiment, experiment_status
+    from sim.batch.store import experiment_metadata
+    from sim.files import results_kind
+
+    raw = yaml.safe_load(spec_text(reps=1, days=6, factors="grids.count: [8]"))
+    exp = build_experiment(raw, "govsim compare", base_dir=tmp_path, kind="comparison")
+    out = run_experiment(exp, out=tmp_path / "cmp", workers=1)
+    assert results_kind(out) == "comparison"
+    assert experiment_status(out).iloc[-1]["done"] == 1
+    assert experiment_metadata(load_experiment(write_spec(tmp_path, spec_text())))["kind"] == "experiment"
 
 
 # --------------------------------------------------------------------------- resume
@@ -224,7 +234,8 @@ def test_bad_experiment_file_exits_2_and_writes_nothing(tmp_path, kind):
 MEMORY_SCRIPT = r"""
 import gc, json, sys
 from pathlib import Path
-from sim.batch.runner import load_experiment, plan_runs, execute
+from sim.batch import load_experiment, plan_runs
+from sim.batch.runner import execute
 
 def rss_mib():
     for line in open("/proc/self/status"):

@@ -1,4 +1,5 @@
-"""Result files: tidy Parquet tables plus a metadata sidecar, written atomically.
+"""Result files of a single run, reading any results directory back, and what every
+``metadata.json`` records about the code (package versions, git commit, schema version).
 
 A results directory holds:
 
@@ -17,8 +18,9 @@ A results directory holds:
     line, start and end times.
 
 Model-level and incident-level tables are never mixed. A single run is written into a hidden
-temporary directory first and renamed into place at the end, so a crash or a bad input never
-leaves a half-written results directory behind.
+temporary directory first and renamed into place at the end (:func:`sim.files.atomic_directory`),
+so a crash or a bad input never leaves a half-written results directory behind. Batches write
+the same tables run by run (:mod:`sim.batch.store`).
 
 ``load(path)`` reads any results directory back (also directories of Parquet parts, which
 batches write as runs finish) and returns a :class:`Results` with DataFrames.
@@ -28,9 +30,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from sim.files import atomic_directory, atomic_write_json
 from sim.paths import default_results_dir, source_root
 
 if TYPE_CHECKING:
@@ -131,16 +132,8 @@ def write_run(
     Raises:
         FileExistsError: if ``out_dir`` exists and is not empty (callers decide on --force).
     """
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"results directory {out} exists and is not empty")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
-        run_id = "run-0000"
+    run_id = "run-0000"
+    with atomic_directory(out_dir) as tmp:
         row = summary_row(model, run_id=run_id, warmup_days=warmup_days, wall_seconds=wall_seconds)
         pd.DataFrame([row]).to_parquet(tmp / "runs.parquet", index=False)
         ts = model.timeseries()
@@ -158,14 +151,8 @@ def write_run(
             finished=now_iso(), wall_seconds=wall_seconds,
             tables=["runs", "timeseries", "cells", *(["incidents"] if incidents else [])],
         )
-        (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
-        if out.exists():
-            out.rmdir()  # empty (checked above)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+        atomic_write_json(tmp / "metadata.json", meta)
+    return Path(out_dir)
 
 
 def default_run_dir(name: str, base: Path | None = None) -> Path:
