@@ -4,7 +4,8 @@
 * a lever with a large effect: the paired interval excludes zero;
 * common random numbers make the paired interval narrower than the unpaired one;
 * Shapley values add up to the total effect in every replication, and a lever with no effect
-  gets zero.
+  gets zero;
+* the interval helpers (sim.analysis.intervals) give the textbook t and Welch intervals.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import pandas as pd
 import pytest
 
 from sim.analysis.compare import attribute, compare, shapley_weights
-from sim.batch.runner import build_experiment, run_experiment
-from sim.batch.results import load
+from sim.analysis.intervals import t_half_width, t_interval, welch_interval
+from sim.batch import build_experiment, load, run_experiment
 
 TINY = {"city.width": 12, "city.height": 12, "city.population": 5000, "admin.townships": 2,
         "admin.communities": 3, "grids.count": 9, "police.officers": 5, "volunteers.community": 1000,
@@ -120,3 +121,35 @@ def test_attribution_needs_every_combination(tmp_path):
     assert att.loc["a", "value"] == pytest.approx(2.5)
     assert att.loc["b", "value"] == pytest.approx(3.5)
     assert np.isclose(att.loc["reform effect", "value"], 6.0)
+
+
+# --------------------------------------------------------------------------- interval helpers
+def test_t_interval_is_the_textbook_interval():
+    from scipy import stats
+
+    x = np.array([3.1, 2.4, 5.0, 4.2, np.nan, 3.3])
+    v = x[~np.isnan(x)]
+    half = stats.t.ppf(0.95, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    m, lo, hi = t_interval(x, conf=0.9)
+    assert m == pytest.approx(v.mean()) and lo == pytest.approx(m - half)
+    assert hi == pytest.approx(m + half)
+    assert float(t_half_width(v.std(ddof=1), len(v), 0.9)) == pytest.approx(half)
+    # pooled variances bring their own degrees of freedom
+    assert float(t_half_width(1.0, 4, 0.95, df=9)) == pytest.approx(stats.t.ppf(0.975, 9) / 2)
+    assert np.isnan(t_half_width(np.array([1.0]), np.array([1]), 0.95)).all()
+    assert t_interval([2.0, 2.0, 2.0]) == (2.0, 2.0, 2.0)  # no noise: a point
+    assert np.isnan(t_interval([1.0])[1]) and np.isnan(t_interval([])[0])
+
+
+def test_welch_interval_is_the_textbook_interval():
+    from scipy import stats
+
+    x, y = np.array([1.0, 2.5, 2.0, 3.0]), np.array([0.1, 0.4, 0.2, 1.5, 0.9])
+    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
+    half = stats.t.ppf(0.975, df) * np.sqrt(vx + vy)
+    lo, hi = welch_interval(x, y)
+    d = x.mean() - y.mean()
+    assert lo == pytest.approx(d - half) and hi == pytest.approx(d + half)
+    assert welch_interval([1.0, 1.0], [0.0, 0.0]) == (1.0, 1.0)
+    assert all(np.isnan(welch_interval([1.0], [0.0, 1.0])))

@@ -13,6 +13,8 @@ from PIL import Image
 from scipy import stats
 
 import sim.analysis.plots as plots
+from sim import outcomes
+from sim.analysis import maps
 from sim.analysis.compare import attribute, compare
 from sim.batch.results import load
 
@@ -103,7 +105,7 @@ def test_forest_all_outcomes_scaled_and_one_outcome_in_units(dirs):
     shown = rows[np.isfinite(rows["diff"]) & (rows["outcome"].map(base_mean).abs() > 0)]
     assert len(ax.get_yticklabels()) == len(shown)
     starred = {t.get_text().rstrip(" *") for t in ax.get_yticklabels() if t.get_text().endswith("*")}
-    assert starred == {plots._info(o)[0] for o in shown.loc[shown["distinguishable"], "outcome"]}
+    assert starred == {outcomes.label(o) for o in shown.loc[shown["distinguishable"], "outcome"]}
     assert "% of the baseline mean" in ax.get_xlabel()
     assert ax.get_legend() is not None
     assert any(line.get_xdata()[0] == 0 for line in ax.get_lines() if len(line.get_xdata()) == 2
@@ -161,7 +163,7 @@ def test_city_map(dirs):
 
 def test_boundaries_are_drawn_where_labels_change():
     labels = np.array([[0, 0, 1], [0, 2, 1]])
-    segs = plots._boundary_segments(labels)
+    segs = maps._boundary_segments(labels)
     # vertical: (0,1)|(0,2) at x=1.5 row 0; (1,0)|(1,1) at x=0.5 row 1; (1,1)|(1,2) at x=1.5 row 1
     # horizontal: (0,1)|(1,1) below cell x=1 (0 vs 2)
     assert len(segs) == 4

@@ -13,6 +13,7 @@
   add up exactly to ``v(all) - v(none)`` (efficiency); the intervals are t-intervals over
   replications.
 
+The intervals come from :mod:`sim.analysis.intervals` (Student t and Welch, via scipy).
 All functions take the runs table (``sim.batch.results.load(DIR).runs``) or the Results object,
 use only runs with status ``done``, and return tidy DataFrames.
 """
@@ -20,54 +21,40 @@ use only runs with status ``done``, and return tidy DataFrames.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-import sim.outcomes as outcomes_registry
+from sim import outcomes as registry
+from sim.analysis.intervals import t_interval, welch_interval
 
-COMPARE_OUTCOMES = outcomes_registry.COMPARE
+__all__ = ["attribute", "compare", "comparison_of", "done_runs", "shapley_weights",
+           "summarise_runs", "t_interval"]
 
 
-def _runs(results: Any) -> pd.DataFrame:
+def done_runs(results: Any) -> pd.DataFrame:
+    """The runs that finished (``status == "done"``) of a Results or a runs table: every
+    analysis uses only these (failed runs are listed in ``runs.parquet`` with their error)."""
     runs = results.runs if hasattr(results, "runs") else results
     if "status" in runs:
         runs = runs[runs["status"] == "done"]
     return runs
 
 
-def t_interval(x: np.ndarray, conf: float = 0.95) -> tuple[float, float, float]:
-    """Mean and two-sided Student-t interval of the mean (NaN bounds with fewer than 2 values)."""
-    x = np.asarray(x, dtype=float)
-    x = x[~np.isnan(x)]
-    n = len(x)
-    if n == 0:
-        return (np.nan, np.nan, np.nan)
-    m = float(x.mean())
-    if n < 2:
-        return (m, np.nan, np.nan)
-    half = float(stats.t.ppf(0.5 + conf / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
-    return (m, m - half, m + half)
-
-
-def _label(outcome: str) -> tuple[str, str]:
-    o = outcomes_registry.get(outcome)
-    return o.label, o.unit
-
-
 def summarise_runs(results: Any, outcomes: list[str] | None = None, conf: float = 0.95,
                    by: str = "scenario") -> pd.DataFrame:
     """Mean and t-interval over runs of each outcome per scenario (tidy)."""
-    runs = _runs(results)
-    outcomes = [o for o in (outcomes or COMPARE_OUTCOMES) if o in runs]
+    runs = done_runs(results)
+    outcomes = [o for o in (outcomes or registry.COMPARE) if o in runs]
     rows = []
     for key, sub in runs.groupby(by, sort=False):
         for o in outcomes:
             m, lo, hi = t_interval(sub[o].to_numpy(), conf)
-            label, unit = _label(o)
-            rows.append({by: key, "outcome": o, "label": label, "unit": unit, "n": int(sub[o].notna().sum()),
+            rows.append({by: key, "outcome": o, "label": registry.label(o),
+                         "unit": registry.unit(o), "n": int(sub[o].notna().sum()),
                          "mean": m, "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows)
 
@@ -79,7 +66,7 @@ def compare(results: Any, baseline: str | None = None, outcomes: list[str] | Non
     Args:
         results: a Results object or runs table with ``scenario`` and ``replication`` columns.
         baseline: the baseline scenario label (default: the first scenario).
-        outcomes: outcome columns (default :data:`COMPARE_OUTCOMES` that are present).
+        outcomes: outcome columns (default :data:`sim.outcomes.COMPARE` that are present).
         conf: confidence level of the intervals.
 
     Returns:
@@ -89,25 +76,30 @@ def compare(results: Any, baseline: str | None = None, outcomes: list[str] | Non
         ``unpaired_ci_low, unpaired_ci_high`` (Welch), ``n_pairs`` and ``distinguishable``
         (the paired interval excludes zero). ``method`` names the test.
     """
-    runs = _runs(results)
+    runs = done_runs(results)
     scenarios = list(dict.fromkeys(runs["scenario"]))
     if not scenarios:
         raise ValueError("no finished runs to compare")
     baseline = baseline or scenarios[0]
     if baseline not in scenarios:
         raise ValueError(f"baseline {baseline!r} is not one of the scenarios {scenarios}")
-    outcomes = [o for o in (outcomes or COMPARE_OUTCOMES) if o in runs]
-    key = ["replication"] + (["point_id"] if "point_id" in runs and runs.groupby("scenario")["point_id"].nunique().max() > 1 else [])
+    outcomes = [o for o in (outcomes or registry.COMPARE) if o in runs]
+    # pairs are (replication, design point) when a scenario has several design points
+    several_points = ("point_id" in runs
+                      and runs.groupby("scenario")["point_id"].nunique().max() > 1)
+    key = ["replication"] + (["point_id"] if several_points else [])
     base = runs[runs["scenario"] == baseline].set_index(key)
     summary = summarise_runs(runs, outcomes, conf)
     rows = []
     for s in scenarios:
         sub = runs[runs["scenario"] == s].set_index(key)
         for o in outcomes:
-            srow = summary[(summary["scenario"] == s) & (summary["outcome"] == o)].iloc[0].to_dict()
+            srow = summary[(summary["scenario"] == s)
+                           & (summary["outcome"] == o)].iloc[0].to_dict()
             row = {**srow, "baseline": baseline}
             if s != baseline:
-                joined = pd.concat([sub[o].rename("x"), base[o].rename("y")], axis=1, join="inner").dropna()
+                joined = pd.concat([sub[o].rename("x"), base[o].rename("y")], axis=1,
+                                   join="inner").dropna()
                 d = (joined["x"] - joined["y"]).to_numpy(dtype=float)
                 m, lo, hi = t_interval(d, conf)
                 if len(d) >= 2 and np.std(d, ddof=1) > 0:
@@ -118,7 +110,7 @@ def compare(results: Any, baseline: str | None = None, outcomes: list[str] | Non
                 else:
                     p = np.nan
                 xa, ya = sub[o].dropna().to_numpy(float), base[o].dropna().to_numpy(float)
-                ulo, uhi = _welch(xa, ya, conf)
+                ulo, uhi = welch_interval(xa, ya, conf)
                 row.update(diff=m, diff_ci_low=lo, diff_ci_high=hi, p_value=p, n_pairs=len(d),
                            unpaired_ci_low=ulo, unpaired_ci_high=uhi,
                            distinguishable=bool(not np.isnan(lo) and (lo > 0 or hi < 0)),
@@ -127,18 +119,14 @@ def compare(results: Any, baseline: str | None = None, outcomes: list[str] | Non
     return pd.DataFrame(rows)
 
 
-def _welch(x: np.ndarray, y: np.ndarray, conf: float) -> tuple[float, float]:
-    if len(x) < 2 or len(y) < 2:
-        return (np.nan, np.nan)
-    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
-    se = math.sqrt(vx + vy)
-    if se == 0:
-        d = x.mean() - y.mean()
-        return (d, d)
-    df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
-    half = stats.t.ppf(0.5 + conf / 2, df) * se
-    d = x.mean() - y.mean()
-    return (d - half, d + half)
+def comparison_of(results: Any) -> pd.DataFrame:
+    """The comparison of a results directory: the ``comparison.parquet`` that ``govsim compare``
+    wrote (with the baseline it was asked for), else :func:`compare` against the first scenario.
+    """
+    f = Path(results.path) / "comparison.parquet"
+    if f.is_file():
+        return pd.read_parquet(f)
+    return compare(results)
 
 
 def shapley_weights(k: int) -> dict[int, float]:
@@ -155,7 +143,7 @@ def attribute(results: Any, levers: list[str] | None = None, outcomes: list[str]
             (columns holding 0/1 or False/True; 1 = the reform's setting).
         levers: lever columns (default: the experiment's levers from its metadata, or every
             column holding only 0/1).
-        outcomes: outcomes to attribute (default :data:`COMPARE_OUTCOMES` present).
+        outcomes: outcomes to attribute (default :data:`sim.outcomes.COMPARE` present).
         conf: confidence level.
         scenario: which base scenario label to use when there are several.
 
@@ -165,12 +153,13 @@ def attribute(results: Any, levers: list[str] | None = None, outcomes: list[str]
         ``"after"`` (all on) and ``"total"`` (after - before). Shapley values add up to the total
         in every replication, hence also on average.
     """
-    runs = _runs(results)
+    runs = done_runs(results)
     meta = getattr(results, "metadata", {}) or {}
     if scenario is not None:
         runs = runs[runs["scenario"] == scenario]
     elif runs["scenario"].nunique() > 1:
-        raise ValueError(f"several scenarios {sorted(runs['scenario'].unique())}: say which with scenario=")
+        raise ValueError(f"several scenarios {sorted(runs['scenario'].unique())}: "
+                         "say which with scenario=")
     if levers is None:
         levers = list(meta.get("levers") or meta.get("factors") or [])
         if not levers:
@@ -179,7 +168,7 @@ def attribute(results: Any, levers: list[str] | None = None, outcomes: list[str]
     if not levers:
         raise ValueError("no levers given or found")
     k = len(levers)
-    outcomes = [o for o in (outcomes or COMPARE_OUTCOMES) if o in runs]
+    outcomes = [o for o in (outcomes or registry.COMPARE) if o in runs]
     on = runs[levers].astype(int).to_numpy()
     if not np.isin(on, [0, 1]).all():
         raise ValueError(f"lever columns {levers} must hold 0/1 (off/on)")
@@ -187,7 +176,8 @@ def attribute(results: Any, levers: list[str] | None = None, outcomes: list[str]
     table = runs.assign(_code=code)
     missing = set(range(1 << k)) - set(code)
     if missing:
-        raise ValueError(f"attribution needs every on/off combination of {levers}; missing {len(missing)} of {1 << k}")
+        raise ValueError(f"attribution needs every on/off combination of {levers}; "
+                         f"missing {len(missing)} of {1 << k}")
     w = shapley_weights(k)
     rows = []
     for o in outcomes:
@@ -203,18 +193,20 @@ def attribute(results: Any, levers: list[str] | None = None, outcomes: list[str]
             for s_code in range(1 << k):
                 if s_code >> j & 1:
                     continue
-                size = bin(s_code).count("1")
+                size = s_code.bit_count()
                 phi[:, j] += w[size] * (vals[:, idx[s_code | (1 << j)]] - vals[:, idx[s_code]])
         before, after = vals[:, idx[0]], vals[:, idx[(1 << k) - 1]]
-        label, unit = _label(o)
-        for kind, name, x in (("before", "all levers off", before), ("after", "all levers on", after),
+        label, unit = registry.label(o), registry.unit(o)
+        for kind, name, x in (("before", "all levers off", before),
+                              ("after", "all levers on", after),
                               ("total", "reform effect", after - before)):
             m, lo, hi = t_interval(x, conf)
             rows.append({"outcome": o, "label": label, "unit": unit, "kind": kind, "lever": name,
                          "value": m, "ci_low": lo, "ci_high": hi, "n": len(x)})
         for j, lever in enumerate(levers):
             m, lo, hi = t_interval(phi[:, j], conf)
-            rows.append({"outcome": o, "label": label, "unit": unit, "kind": "lever", "lever": lever,
-                         "value": m, "ci_low": lo, "ci_high": hi, "n": len(phi)})
+            rows.append({"outcome": o, "label": label, "unit": unit, "kind": "lever",
+                         "lever": lever, "value": m, "ci_low": lo, "ci_high": hi,
+                         "n": len(phi)})
     return pd.DataFrame(rows)
 
