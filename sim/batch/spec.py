@@ -37,16 +37,17 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 import sim.outcomes as outcomes_registry
 from sim import schema
-from sim.files import InputError
+from sim.files import InputError, short, short_text
 from sim.paths import EXPERIMENT_DIR, PACKAGE_DIR, model_source_files
 from sim.scenario import (
     Scenario,
@@ -57,6 +58,11 @@ from sim.scenario import (
 )
 
 DEFAULT_OUTCOMES = outcomes_registry.EXPERIMENT
+#: Most design points of one experiment (each is validated against every base scenario
+#: before anything runs, at about 3 ms each: the limit takes a few minutes).
+MAX_DESIGN_POINTS = 50_000
+#: Most runs of one experiment (base scenarios x design points x replications).
+MAX_RUNS = 1_000_000
 #: What a batch's ``metadata.json`` may record as its ``"kind"`` (see :func:`sim.files.results_kind`).
 BATCH_KINDS = ("experiment", "comparison")
 
@@ -68,7 +74,13 @@ class ExperimentError(InputError):
 
 # --------------------------------------------------------------------------- the spec
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_scalars(cls, value: Any, info: ValidationInfo) -> Any:
+        # the scenario's rule for scalars (sim.schema.strict_scalar): no bool as a number, ...
+        return schema.strict_scalar(cls.model_fields[info.field_name].annotation, value)
 
 
 class ScenarioRef(_Spec):
@@ -101,7 +113,8 @@ class Outputs(_Spec):
 
 
 class ExperimentSpec(_Spec):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Used as the results folder name.")
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=100,
+                      description="Used as the results folder name.")
     description: str = ""
     scenarios: list[ScenarioRef] = Field(min_length=1)
     factors: dict[str, Any] = Field(default_factory=dict)
@@ -219,26 +232,30 @@ def build_experiment(raw: dict[str, Any], src: str = "experiment", base_dir: Pat
                               f" ({spec.days})", file=src)
     labels = [s.label for s in spec.scenarios]
     if len(set(labels)) != len(labels):
-        raise ExperimentError(f"key 'scenarios': labels must be unique, got {labels}", file=src)
+        raise ExperimentError(f"key 'scenarios': labels must be unique, got {short(labels)}",
+                              file=src)
     known = set(outcomes_registry.run_outcomes())
     unknown = [o for o in spec.outcomes if o not in known]
     if unknown:
         raise ExperimentError(
-            f"key 'outcomes': unknown outcome(s) {unknown}; valid: {', '.join(sorted(known))}", file=src)
+            f"key 'outcomes': unknown outcome(s) {short(unknown)}; valid: {', '.join(sorted(known))}",
+            file=src)
 
     base: dict[str, Scenario] = {}
     for i, ref_ in enumerate(spec.scenarios):
         try:
             spath = resolve_scenario_path(ref_.scenario, relative_to=base_dir)
         except FileNotFoundError as exc:
-            raise ExperimentError(f"key 'scenarios.{i}.scenario': value {ref_.scenario!r}: {exc}",
+            raise ExperimentError(f"key 'scenarios.{i}.scenario': value {short(ref_.scenario)}: {exc}",
                                   file=src) from None
         try:
             base[ref_.label] = load_scenario(spath, ref_.set or None)
         except ScenarioError as exc:
-            raise ExperimentError(f"key 'scenarios.{i}' ({ref_.label}): {exc}", file=src) from None
+            raise ExperimentError(f"key 'scenarios.{i}' ({short_text(ref_.label, 40)}): {exc}",
+                                  file=src) from None
 
     factors = _parse_factors(spec, src)
+    _check_size(spec, factors, len(base), src)
     points, design_meta = _design_points(spec, factors, src)
     # validate every design point against every base scenario before any run
     for label, sc in base.items():
@@ -247,7 +264,8 @@ def build_experiment(raw: dict[str, Any], src: str = "experiment", base_dir: Pat
                 sc.with_overrides(point_overrides(point, factors))
             except ScenarioError as exc:
                 raise ExperimentError(
-                    f"key 'factors': design point {pid} {point} is invalid for scenario '{label}': {exc}",
+                    f"key 'factors': design point {pid} {short(point, 120)} is invalid for scenario"
+                    f" '{short_text(label, 40)}': {exc}",
                     file=src,
                 ) from None
     canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
@@ -274,14 +292,14 @@ def _parse_factors(spec: ExperimentSpec, src: str) -> list[Factor]:
     out = []
     sampled = spec.design.kind != "full_factorial"
     for name, val in spec.factors.items():
-        key = f"factors.{name}"
+        key = f"factors.{short_text(name, 80)}"
         if isinstance(val, list):
             out.append(_parse_levels(name, val, key, spec.design.kind if sampled else None, src))
         elif isinstance(val, dict):
             out.append(_parse_range(name, val, key, sampled, src))
         else:
-            raise ExperimentError(f"key '{key}': value {val!r} is not allowed; give a list of values or"
-                                  " {low: .., high: ..}", file=src)
+            raise ExperimentError(f"key '{key}': value {short(val)} is not allowed; give a list of"
+                                  " values or {low: .., high: ..}", file=src)
     if sampled and not out:
         raise ExperimentError(f"key 'factors': a {spec.design.kind} design needs at least one factor",
                               file=src)
@@ -301,8 +319,8 @@ def _parse_levels(name: str, val: list, key: str, sampled_kind: str | None, src:
                 raise ExperimentError(f"key '{key}': every level of a lever must be a mapping of keys",
                                       file=src)
             for k in lv:
-                if schema.field_at(Scenario, k) is None:
-                    raise ExperimentError(f"key '{key}': unknown scenario key '{k}'", file=src)
+                if not isinstance(k, str) or schema.field_at(Scenario, k) is None:
+                    raise ExperimentError(f"key '{key}': unknown scenario key {short(k)}", file=src)
     elif schema.field_at(Scenario, name) is None:
         raise ExperimentError(
             f"key '{key}': unknown scenario key '{name}' (a factor is a dotted scenario key such as"
@@ -313,8 +331,8 @@ def _parse_levels(name: str, val: list, key: str, sampled_kind: str | None, src:
 def _parse_range(name: str, val: dict, key: str, sampled: bool, src: str) -> Factor:
     """A factor given as ``{low, high}``: a numeric scenario key sampled by the design."""
     if set(val) != {"low", "high"}:
-        raise ExperimentError(f"key '{key}': a range needs exactly 'low' and 'high' (got {sorted(val)})",
-                              file=src)
+        raise ExperimentError(f"key '{key}': a range needs exactly 'low' and 'high' (got"
+                              f" {short(sorted(map(str, val)))})", file=src)
     if not sampled:
         raise ExperimentError(f"key '{key}': full_factorial needs a list of values, not a range", file=src)
     info = schema.field_at(Scenario, name)
@@ -324,9 +342,42 @@ def _parse_range(name: str, val: dict, key: str, sampled: bool, src: str) -> Fac
         raise ExperimentError(f"key '{key}': only numeric keys can be sampled from a range", file=src)
     lo, hi = val["low"], val["high"]
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)) or not lo < hi:
-        raise ExperimentError(f"key '{key}': need numbers with low < high, got low={lo!r}, high={hi!r}",
-                              file=src)
+        raise ExperimentError(f"key '{key}': need numbers with low < high, got low={short(lo)},"
+                              f" high={short(hi)}", file=src)
+    for bound, v in (("low", lo), ("high", hi)):
+        try:
+            schema.strict_scalar(info.annotation, v)
+        except ValueError as exc:
+            raise ExperimentError(f"key '{key}.{bound}': value {short(v)} is not allowed: {exc}",
+                                  file=src) from None
     return Factor(name, low=float(lo), high=float(hi), integer=info.annotation is int)
+
+
+def _n_points(spec: ExperimentSpec, factors: list[Factor]) -> int:
+    """How many design points the design will have (computed, not sampled)."""
+    d, k = spec.design, len(factors)
+    if d.kind == "full_factorial":
+        return math.prod(len(f.values) for f in factors) if factors else 1
+    if d.kind == "latin_hypercube":
+        return d.samples or 0
+    if d.kind == "sobol":
+        return (d.base_samples or 0) * (2 * k + 2 if d.second_order else k + 2)
+    return (d.trajectories or 0) * (k + 1)
+
+
+def _check_size(spec: ExperimentSpec, factors: list[Factor], n_base: int, src: str) -> None:
+    """Refuse a design too large to plan before any point is drawn (a factorial of many
+    factors or a huge sample count would otherwise exhaust memory while sampling)."""
+    n = _n_points(spec, factors)
+    key = "factors" if spec.design.kind == "full_factorial" else "design"
+    if n > MAX_DESIGN_POINTS:
+        raise ExperimentError(f"key '{key}': the {spec.design.kind} design has {n:,.4g} points, more"
+                              f" than the limit of {MAX_DESIGN_POINTS:,}", file=src, key=key)
+    runs = n * n_base * spec.replications
+    if runs > MAX_RUNS:
+        raise ExperimentError(f"key 'replications': {n_base} scenario(s) x {n:,} design point(s) x"
+                              f" {spec.replications:,} replication(s) = {runs:,} runs, more than the"
+                              f" limit of {MAX_RUNS:,}", file=src, key="replications")
 
 
 # --------------------------------------------------------------------------- designs

@@ -4,7 +4,10 @@ Runs are written as they finish (one Parquet part per table and batch of runs, r
 place atomically by :mod:`sim.files`; the ``runs`` part is written last and marks its runs
 done), so a batch killed at any point resumes without losing or duplicating a run. At the end
 the parts are compacted into ``runs.parquet``, ``timeseries.parquet`` and
-``incidents.parquet``, sorted by run id. ``metadata.json`` describes the batch
+``incidents.parquet``, sorted by run id, with exactly one copy of every run in every table
+(:func:`sim.batch.results.one_copy_per_run`), whatever the parts hold. Only one process
+writes a results folder at a time (:func:`sim.batch.results.results_lock`, taken by the
+runner). ``metadata.json`` describes the batch
 (:func:`experiment_metadata`) and records its ``"kind"``: ``experiment`` or ``comparison``.
 """
 
@@ -20,7 +23,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.batch.results import SCHEMA_VERSION, git_commit, now_iso, package_versions
+from sim.batch.results import (
+    SCHEMA_VERSION,
+    TABLE_KEYS,
+    git_commit,
+    now_iso,
+    one_copy_per_run,
+    package_versions,
+    read_parts,
+    run_owners,
+)
 from sim.batch.spec import Experiment, ExperimentError, code_digest
 from sim.files import (
     InputError,
@@ -91,26 +103,38 @@ class ResultStore:
 
     def compact(self) -> None:
         """Merge parts into one file per table (sorted by run id), atomically, then remove
-        the parts. Parts are newer than a previously compacted file and replace its rows."""
+        the parts.
+
+        Every table keeps exactly one copy of each run: the copy in the part that recorded
+        the run's newest ``runs`` row, even if parts hold it twice (a crash between writes,
+        a worker lost after its result was written). Parts are newer than a previously
+        compacted file: a run they record replaces all its rows there, in every table.
+        """
+        runs_parts = read_parts(self.path, "runs")
+        owners = run_owners(runs_parts)
         for table in TABLES:
             pdir = self.part_dir(table)
-            parts = self._parts(table)
+            parts = runs_parts if table == "runs" else read_parts(self.path, table)
             dest = self.path / f"{table}.parquet"
-            if not parts:
+            if not owners:  # nothing new recorded; parts without a runs part are orphans
                 if pdir.is_dir():
                     shutil.rmtree(pdir)
                 continue
-            new = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+            new = one_copy_per_run(parts, table, owners)
             if dest.is_file():
                 old = pd.read_parquet(dest)
-                old = old[~old["run_id"].isin(set(new["run_id"]))]
-                new = pd.concat([old, new], ignore_index=True)
-            if table == "runs":
-                new = new.drop_duplicates("run_id", keep="last")
-            sort_cols = ["run_id"] + [c for c in ("day", "incident_id") if c in new.columns]
-            new = new.sort_values(sort_cols, kind="stable").reset_index(drop=True)
-            atomic_write_parquet(dest, new)
-            shutil.rmtree(pdir)
+                old = old[~old["run_id"].astype(str).isin(list(owners))]
+                new = pd.concat([old, new], ignore_index=True) if len(new) else old
+            if len(new) and "run_id" in new.columns:
+                key = list(TABLE_KEYS[table])
+                if all(c in new.columns for c in key):  # also heals an older file's duplicates
+                    new = new.drop_duplicates(key, keep="last")
+                sort_cols = ["run_id"] + [c for c in ("day", "incident_id") if c in new.columns]
+                new = new.sort_values(sort_cols, kind="stable").reset_index(drop=True)
+            if len(new.columns):
+                atomic_write_parquet(dest, new)
+            if pdir.is_dir():
+                shutil.rmtree(pdir)
 
     def drop_orphan_parts(self) -> None:
         """Remove timeseries/incident parts whose batch never recorded its runs part (killed
