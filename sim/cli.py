@@ -25,22 +25,44 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+from sim import cli_checks as check  # option types and the checks made before any work
+from sim.cli_checks import UsageError
+from sim.paths import SCENARIO_DIR
 
-from sim.scenario import SCENARIO_DIR, ScenarioError, load_scenario, parse_set_option
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_BAD_INPUT = 2
 # sim.analysis.plots.KINDS, kept here so that the parser does not import matplotlib (tests check they agree)
 PLOT_KINDS = ("timeseries", "forest", "ecdf", "map", "factor", "sensitivity", "attribution")
 
 
-class UsageError(Exception):
-    """Bad command-line input: reported with exit status 2."""
+# Imports happen in the commands that need them: `govsim --help`, `validate`, `scenarios` and
+# `experiment status` load neither Mesa nor the model, and `--help` not even pydantic or rich
+# (start-up time: docs/performance.md; tests/test_faults.py checks what `import sim.cli` loads).
+def load_scenario(*args: Any, **kwargs: Any):
+    from sim.scenario import load_scenario as load
+
+    return load(*args, **kwargs)
+
+
+def parse_set_option(text: str) -> tuple[str, Any]:
+    from sim.scenario import parse_set_option as parse
+
+    return parse(text)
+
+
+def _scenario_error() -> type[Exception]:
+    from sim.scenario import ScenarioError
+
+    return ScenarioError
 
 
 def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
     stream = sys.stderr if stderr else sys.stdout
     # piped output (logs, CI) gets a wide console so tables do not wrap into unreadable cells
     width = None if stream.isatty() or "COLUMNS" in __import__("os").environ else 140
@@ -55,22 +77,19 @@ def _overrides(pairs: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def _positive(name: str):
-    def conv(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number, not {text!r}") from None
-        if v < 0 or (name == "--days" and v == 0):
-            raise argparse.ArgumentTypeError(f"{name} must be {'positive' if name == '--days' else '>= 0'}, not {v}")
-        return v
-    return conv
+def _esc(text: Any) -> str:
+    """Text shown through rich with its square brackets escaped: names and messages come from
+    user files and must never be read as markup (``[/bold]`` in a name would raise)."""
+    from rich.markup import escape
+
+    return escape(str(text))
 
 
 # --------------------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
     from sim.analysis.tables import summary_table
-    from sim.batch.results import default_run_dir, now_iso, write_run
+    from sim.batch.results import default_run_dir, now_iso, results_lock, write_run
+    from sim.files import safe_name
     from sim.model import GovernanceModel
 
     scenario = load_scenario(args.scenario, _overrides(args.set))
@@ -79,26 +98,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     if warmup >= days:
         raise UsageError(f"--warmup ({warmup}) must be less than --days ({days})")
     seed = args.seed if args.seed is not None else scenario.seed
-    out = Path(args.out) if args.out else default_run_dir(scenario.name)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
-        raise UsageError(f"results directory {out} already exists; choose another --out or add --force")
+    # the scenario's name is text from a file: made safe before it becomes a directory name
+    out = Path(args.out) if args.out else default_run_dir(safe_name(scenario.name, fallback="run"))
+    check.out_dir(out, force=args.force)  # before the simulation, not after it
     console = _console()
     quiet = args.quiet
     if not quiet:
-        console.print(f"[bold]{scenario.name}[/bold]: {scenario.description.strip() or '(no description)'}")
+        console.print(f"[bold]{_esc(scenario.name)}[/bold]:"
+                      f" {_esc(scenario.description.strip() or '(no description)')}")
         console.print(f"seed {seed}, {days} days (first {warmup} left out of the summary)")
-    started = now_iso()
-    t0 = time.perf_counter()
-    model = GovernanceModel(scenario, rng=seed)
-    model.run(days, progress=not quiet)
-    wall = time.perf_counter() - t0
-    if out.exists() and args.force:
-        shutil.rmtree(out)
-    write_run(model, out, warmup_days=warmup, wall_seconds=wall, started=started,
-              incidents=not args.no_incidents)
+    # one writer per directory, from before the simulation until the results are in place: a
+    # second `run` (even with --force) or a batch into `out` is refused at once (exit 2)
+    with results_lock(out):
+        started = now_iso()
+        t0 = time.perf_counter()
+        model = GovernanceModel(scenario, rng=seed)
+        model.run(days, progress=not quiet)
+        wall = time.perf_counter() - t0
+        if out.exists() and args.force:
+            shutil.rmtree(out)
+        write_run(model, out, warmup_days=warmup, wall_seconds=wall, started=started,
+                  incidents=not args.no_incidents)
     summary = model.summary(warmup)
     if not quiet:
-        console.print(summary_table(summary, title=f"{scenario.name}: days {warmup + 1}-{days}, seed {seed}"))
+        console.print(summary_table(summary, title=f"{_esc(scenario.name)}: days {warmup + 1}-{days},"
+                                                   f" seed {seed}"))
         console.print(f"{days} days in {wall:.1f} s. Results: [bold]{out}[/bold]")
     else:
         console.print(str(out))
@@ -119,8 +143,8 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
             s = load_scenario(path)
             t.add_row(path.stem, f"{s.city.population:,}", f"{s.grids.count:,}",
                       s.description.strip().split("\n")[0])
-        except ScenarioError as exc:
-            t.add_row(path.stem, "", "", f"[red]invalid: {exc}[/red]")
+        except _scenario_error() as exc:
+            t.add_row(path.stem, "", "", f"[red]invalid: {_esc(exc)}[/red]")
     _console().print(t)
     return 0
 
@@ -131,33 +155,51 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for f in args.files:
         try:
             s = load_scenario(f, _overrides(args.set))
-            console.print(f"[green]ok[/green] {f} ({s.name}, digest {s.digest()[:12]})")
-        except ScenarioError as exc:
+            console.print(f"[green]ok[/green] {_esc(f)} ({_esc(s.name)}, digest {s.digest()[:12]})")
+        except _scenario_error() as exc:
             bad += 1
-            _console(stderr=True).print(f"[red]error:[/red] {exc}")
+            _console(stderr=True).print(f"[red]error:[/red] {_esc(exc)}")
     return EXIT_BAD_INPUT if bad else 0
 
 
 # --------------------------------------------------------------------------- experiments
 def cmd_experiment_run(args: argparse.Namespace) -> int:
     from sim.batch import load_experiment, run_experiment
+    from sim.batch.results import DEFAULT_RESULTS_DIR
 
     exp = load_experiment(args.spec)  # validates everything before any work
+    # where the results go, and the cluster, checked before anything is written
+    out = Path(args.out) if args.out else DEFAULT_RESULTS_DIR / exp.spec.name
+    check.out_dir(out, force=args.force, resume=args.resume,
+                   exists_hint="add --resume to continue it or --force to start over")
+    if args.resume and out.is_dir() and any(out.iterdir()):
+        check.results_dir(str(out))
+    client = None
+    if args.scheduler and args.scheduler != "local":
+        client = check.connect_scheduler(args.scheduler)
     console = _console()
     if not args.quiet:
         where = (f"Dask scheduler {args.scheduler}" if args.scheduler else
                  "1 worker (serial)" if args.workers == 1 else f"{args.workers or 'all'} worker processes")
         console.print(f"[bold]{exp.spec.name}[/bold]: {len(exp.base)} scenario(s) x {len(exp.points)} design"
                       f" point(s) x {exp.spec.replications} replication(s) = {exp.n_runs} runs of"
-                      f" {exp.spec.days} days on {where}")
+                      f" {exp.spec.days} days on {_esc(where)}")
     try:
-        path = run_experiment(exp, out=args.out, resume=args.resume, force=args.force,
-                              workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
+        path = run_experiment(exp, client, out=out, resume=args.resume, force=args.force,
+                              workers=args.workers, scheduler=None if client else args.scheduler,
+                              progress=not args.quiet)
     except KeyboardInterrupt:
         _console(stderr=True).print("interrupted: finished runs are saved; continue with --resume")
         return 130
+    except _batch_error() as exc:  # says how to resume
+        _console(stderr=True).print(f"[red]error:[/red] {_esc(exc)}")
+        return 1
+    finally:
+        if client is not None:
+            client.close()
     status = _status_table(path)
     console.print(status)
+    _print_worker_losses(path)
     console.print(f"Results: [bold]{path}[/bold]")
     from sim.batch import experiment_status
 
@@ -168,6 +210,19 @@ def cmd_experiment_run(args: argparse.Namespace) -> int:
             " fix the cause and re-run with --resume to retry them")
         return 1
     return 0
+
+
+def _batch_error() -> type[Exception]:
+    from sim.batch.runner import BatchError
+
+    return BatchError
+
+
+def _print_worker_losses(path: Path) -> None:
+    from sim.batch.runner import worker_loss_note
+
+    if note := worker_loss_note(path):
+        _console(stderr=True).print(f"[yellow]{_esc(note)}[/yellow]")
 
 
 def _status_table(path):
@@ -187,8 +242,10 @@ def _status_table(path):
 def cmd_experiment_status(args: argparse.Namespace) -> int:
     from sim.batch import ExperimentError
 
+    path = check.results_dir(args.dir)
     try:
-        _console().print(_status_table(Path(args.dir)))
+        with check.reading(path):
+            _console().print(_status_table(path))
     except ExperimentError as exc:
         raise UsageError(str(exc)) from None
     return 0
@@ -197,11 +254,10 @@ def cmd_experiment_status(args: argparse.Namespace) -> int:
 def cmd_experiment_analyze(args: argparse.Namespace) -> int:
     from sim.analysis.sensitivity import analyze, format_tables
 
-    path = Path(args.dir)
-    if not (path / "metadata.json").is_file():
-        raise UsageError(f"{path} is not a results directory (no metadata.json)")
+    path = check.results_dir(args.dir)
     try:
-        frames = analyze(path)
+        with check.reading(path):
+            frames = analyze(path)
     except ValueError as exc:
         raise UsageError(f"{exc} (if the batch is incomplete, finish it with `govsim experiment run SPEC"
                          f" --out {path} --resume`)") from None
@@ -218,6 +274,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from sim.analysis.tables import comparison_table
     from sim.batch import build_experiment, run_experiment
     from sim.batch.results import DEFAULT_RESULTS_DIR, load
+    from sim.files import safe_name
 
     labels = [Path(s).stem for s in args.scenarios]
     if len(set(labels)) != len(labels):
@@ -229,7 +286,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     warmup = args.warmup if args.warmup is not None else min(first.warmup_days, days - 1)
     sets = _overrides(args.set)
     raw = {
-        "name": "compare-" + "-vs-".join(labels),
+        "name": safe_name("compare-" + "-vs-".join(labels), limit=100),
         "description": "govsim compare " + " ".join(args.scenarios),
         "scenarios": [{"label": label, "scenario": str(Path(s).resolve()) if Path(s).is_file() else s,
                        "set": sets} for label, s in zip(labels, args.scenarios, strict=True)],
@@ -241,8 +298,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     }
     exp = build_experiment(raw, "govsim compare", base_dir=Path.cwd(), kind="comparison")
     out = Path(args.out) if args.out else DEFAULT_RESULTS_DIR / exp.spec.name
+    check.out_dir(out, force=args.force, resume=args.resume,
+                   exists_hint="add --resume to continue it or --force to start over")
     console = _console()
-    console.print(f"Comparing {', '.join(labels)}: {args.reps} paired replications of {days} days"
+    console.print(f"Comparing {_esc(', '.join(labels))}: {args.reps} paired replications of {days} days"
                   f" (seed {raw['seed']}; replication i shares its seed across scenarios)")
     try:
         path = run_experiment(exp, out=out, resume=args.resume, force=args.force,
@@ -250,6 +309,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _console(stderr=True).print("interrupted: finished runs are saved; continue with --resume")
         return 130
+    except _batch_error() as exc:  # says how to resume
+        _console(stderr=True).print(f"[red]error:[/red] {_esc(exc)}")
+        return 1
+    _print_worker_losses(path)
     res = load(path, incidents=False)
     table = compare(res, baseline=args.baseline or labels[0])
     table.to_csv(path / "comparison.csv", index=False)
@@ -264,11 +327,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from sim.analysis.plots import plot_command
 
-    path = Path(args.dir)
-    if not (path / "metadata.json").is_file():
-        raise UsageError(f"{path} is not a results directory (no metadata.json)")
+    path = check.results_dir(args.dir)
+    check.out_file(args.out)
     try:
-        out = plot_command(path, args.kind, outcome=args.outcome, out=args.out)
+        with check.reading(path):
+            out = plot_command(path, args.kind, outcome=args.outcome, out=args.out)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     _console().print(f"Wrote [bold]{out}[/bold]")
@@ -278,10 +341,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from sim.analysis.report import write_report
 
-    path = Path(args.dir)
-    if not (path / "metadata.json").is_file():
-        raise UsageError(f"{path} is not a results directory (no metadata.json)")
-    out = write_report(path, out=args.out)
+    path = check.results_dir(args.dir)
+    check.out_file(args.out)
+    with check.reading(path):
+        out = write_report(path, out=args.out)
     _console().print(f"Wrote [bold]{out}[/bold] (self-contained: open it in any browser)")
     return 0
 
@@ -309,9 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run one scenario, print a summary table and write runs.parquet, "
                                    "timeseries.parquet, incidents.parquet and metadata.json.")
     r.add_argument("scenario", help="a file under scenarios/ (e.g. default) or a path to a YAML file")
-    r.add_argument("--days", type=_positive("--days"), help="days to simulate (default: the scenario's days)")
-    r.add_argument("--seed", type=_positive("--seed"), help="root seed (default: the scenario's seed)")
-    r.add_argument("--warmup", type=_positive("--warmup"),
+    r.add_argument("--days", type=check.days_option(),
+                   help="days to simulate, 1-36,500 like a scenario file's days (default: the"
+                        " scenario's days)")
+    r.add_argument("--seed", type=check.non_negative("--seed"), help="root seed (default: the scenario's seed)")
+    r.add_argument("--warmup", type=check.non_negative("--warmup"),
                    help="days left out of the summary (default: the scenario's warmup_days)")
     r.add_argument("--out", help="results directory (default: results/<scenario>-<timestamp>)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -334,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     er = esub.add_parser("run", help="run (or resume) an experiment batch",
                          description="Run every run of an experiment file, writing each as it finishes.")
     er.add_argument("spec", help="an experiment file (path, or a name under experiments/)")
-    er.add_argument("--workers", type=_positive("--workers"),
+    er.add_argument("--workers", type=check.workers_option,
                     help="worker processes (1 = serial; default: all cores)")
     er.add_argument("--scheduler", help="Dask scheduler address (tcp://host:port), or 'local' for a LocalCluster")
     er.add_argument("--out", help="results directory (default: results/<experiment name>)")
@@ -353,11 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run each scenario R times with common random numbers and print each "
                                    "outcome's mean with a 95% interval and the paired difference to the baseline.")
     c.add_argument("scenarios", nargs="+", help="two or more scenario names or files")
-    c.add_argument("--reps", type=_positive("--reps"), default=10, help="replications per scenario (default 10)")
-    c.add_argument("--days", type=_positive("--days"), help="days per run (default: the first scenario's days)")
-    c.add_argument("--warmup", type=_positive("--warmup"), help="days left out of the outcomes")
-    c.add_argument("--seed", type=_positive("--seed"), help="root seed (default: the first scenario's seed)")
-    c.add_argument("--workers", type=_positive("--workers"), help="worker processes (default: all cores)")
+    c.add_argument("--reps", default=10, help="replications per scenario (default 10)",
+                   type=check.whole_number("--reps", schema_key=("experiment", "replications")))
+    c.add_argument("--days", type=check.days_option(), help="days per run (default: the first scenario's days)")
+    c.add_argument("--warmup", type=check.non_negative("--warmup"), help="days left out of the outcomes")
+    c.add_argument("--seed", type=check.non_negative("--seed"), help="root seed (default: the first scenario's seed)")
+    c.add_argument("--workers", type=check.workers_option, help="worker processes (default: all cores)")
     c.add_argument("--baseline", help="the scenario others are compared with (default: the first)")
     c.add_argument("--out", help="results directory (default: results/compare-A-vs-B)")
     c.add_argument("--set", action="append", metavar="KEY=VALUE", help="override applied to every scenario")
@@ -382,24 +448,21 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("explore", help="the interactive explorer in the browser (SolaraViz)")
     ex.add_argument("scenario", nargs="?", help="the scenario to open (default: default)")
     ex.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    ex.add_argument("--port", type=_positive("--port"), default=8765)
+    ex.add_argument("--port", type=check.whole_number("--port", 1, 65535), default=8765,
+                    help="TCP port, 1-65535 (default 8765)")
     ex.set_defaults(func=cmd_explore)
     return p
 
 
-def _experiment_error() -> type[Exception]:
-    from sim.batch import ExperimentError
-
-    return ExperimentError
-
-
 def main(argv: list[str] | None = None) -> int:
+    from sim.files import InputError  # ScenarioError and ExperimentError are InputErrors
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ScenarioError, UsageError, _experiment_error()) as exc:
-        _console(stderr=True).print(f"[red]error:[/red] {exc}")
+    except (InputError, UsageError) as exc:
+        _console(stderr=True).print(f"[red]error:[/red] {_esc(exc)}")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         _console(stderr=True).print("interrupted: nothing was written")

@@ -26,12 +26,19 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from sim import schema
+from sim import limits, schema
 from sim.codes import CATEGORIES, CHANNELS, HANDLERS  # noqa: F401  (CHANNELS, HANDLERS re-exported)
-from sim.files import InputError, read_yaml
+from sim.files import InputError, parse_yaml, read_yaml, short, short_text
 from sim.paths import SCENARIO_DIR
 
 
@@ -41,7 +48,16 @@ class ScenarioError(InputError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # allow_inf_nan=False: .inf and .nan are refused here, not found deep in the model
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True,
+                              allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_scalars(cls, value: Any, info: ValidationInfo) -> Any:
+        # one rule for every scalar key (sim.schema.strict_scalar): no bool as a number, no
+        # text as a number, numbers finite and within what the model computes safely
+        return schema.strict_scalar(cls.model_fields[info.field_name].annotation, value)
 
 
 def _f(default: Any, desc: str, **kw: Any) -> Any:
@@ -173,7 +189,7 @@ def _fc(default: Any, desc: str, **kw: Any) -> Any:
     return _f(default, desc + _CAT_SOURCE, **kw)
 
 
-Route = Literal["community", "township", "county", "police", "mediation"]
+Route = Literal["community", "township", "county", "police", "mediation", "social_work"]
 
 
 class CategoryConfig(_Section):
@@ -215,6 +231,23 @@ class CategoryConfig(_Section):
         0.5, "Probability that a patrol visit to the cell finds the incident if present.", ge=0, le=1
     )
     route: Route = _fc("township", "Where triage sends it by default.")
+    joint: bool = _fc(
+        False,
+        "Needs both police and grid staff (public order, disputes, hazards such as illegal"
+        " fireworks stores): without police-grid fusion such a case is handed between offices"
+        " (handling.handoff) before anyone acts on it.",
+    )
+    rural_rate_factor: float = _fc(
+        1.0,
+        "Multiplies base_rate in rural cells (city.urban False, below"
+        " city.urban_density_per_km2); urban cells take base_rate itself, because its volume"
+        " anchor, ~0.5 cases per resident-year, is central Beijing's (Dongcheng)"
+        " city-management caseload. Rural factors: fewer public-order incidents, streets,"
+        " pipes and public facilities per resident, more welfare needs (older, left-behind"
+        " residents).",
+        ge=0,
+        le=10,
+    )
     service_mean_days: float = _fc(
         1.0, "Mean handling time of one attempt, days (server busy time).", gt=0
     )
@@ -294,39 +327,42 @@ class IncidentsConfig(_Section):
         visibility=0.6, patrol_detect_prob=0.25, route="police", service_mean_days=0.25,
         service_cv=1.0, success_prob=0.85, paper_close_prob=0.3, deadline_days=1.0,
         severity_sigma=0.9, deterrable=True, disorder_sensitivity=0.1,
-        near_repeat_branching=0.2, near_repeat_days=5.0, safety_impact=1.0,
+        near_repeat_branching=0.2, near_repeat_days=5.0, safety_impact=1.0, joint=True,
+        rural_rate_factor=0.5,
     )
     dispute: CategoryConfig = _cat(
         base_rate=40.0, has_victim=True, victim_report_prob=0.35, report_window_days=10.0,
         visibility=0.3, patrol_detect_prob=0.3, route="mediation", service_mean_days=1.0,
         service_cv=1.0, success_prob=0.87, paper_close_prob=0.3, deadline_days=2.0,
         severity_sigma=0.7, escalation_hazard=0.01, deterrable=True,
-        near_repeat_branching=0.1, near_repeat_days=10.0, safety_impact=0.3,
+        near_repeat_branching=0.1, near_repeat_days=10.0, safety_impact=0.3, joint=True,
+        rural_rate_factor=0.8,
     )
     infrastructure: CategoryConfig = _cat(
         base_rate=300.0, latent=True, visibility=0.6, public_report_hazard=0.04,
         patrol_detect_prob=0.6, route="community", service_mean_days=0.5, service_cv=1.2,
         on_spot_fix_prob=0.3, on_spot_hours=0.4, success_prob=0.92, paper_close_prob=0.5,
         deadline_days=3.0, severity_sigma=0.7, harm_hazard=0.0005, disorder_sensitivity=0.0,
-        safety_impact=0.1,
+        safety_impact=0.1, rural_rate_factor=0.3,
     )
     environment: CategoryConfig = _cat(
         base_rate=150.0, latent=True, visibility=0.7, public_report_hazard=0.03,
         patrol_detect_prob=0.6, route="community", service_mean_days=0.4, service_cv=1.0,
         on_spot_fix_prob=0.4, on_spot_hours=0.5, success_prob=0.9, paper_close_prob=0.5,
-        deadline_days=3.0, severity_sigma=0.6, safety_impact=0.1,
+        deadline_days=3.0, severity_sigma=0.6, safety_impact=0.1, rural_rate_factor=0.5,
     )
     hazard: CategoryConfig = _cat(
         base_rate=60.0, latent=True, visibility=0.3, public_report_hazard=0.01,
         patrol_detect_prob=0.5, route="township", service_mean_days=1.0, service_cv=1.0,
         on_spot_fix_prob=0.15, on_spot_hours=1.0, success_prob=0.85, paper_close_prob=0.4,
-        deadline_days=7.0, severity_sigma=1.0, harm_hazard=0.002, safety_impact=0.3,
+        deadline_days=7.0, severity_sigma=1.0, harm_hazard=0.002, safety_impact=0.3, joint=True,
     )
     welfare: CategoryConfig = _cat(
         base_rate=50.0, latent=True, has_victim=True, visibility=0.1, public_report_hazard=0.01,
         patrol_detect_prob=0.7, route="community", service_mean_days=0.5, service_cv=0.8,
         on_spot_fix_prob=0.3, on_spot_hours=1.0, success_prob=0.9, paper_close_prob=0.5,
         deadline_days=5.0, severity_sigma=0.6, harm_hazard=0.001, safety_impact=0.05,
+        rural_rate_factor=1.3,
     )
 
     def items(self) -> list[tuple[str, CategoryConfig]]:
@@ -341,6 +377,15 @@ class HotlineConfig(_Section):
     trust_elasticity: float = _f(
         1.0, "Propensity multiplier = (trust / 0.5) ** elasticity. Assumed.", ge=0, le=5
     )
+    report_share: float = _f(
+        0.5,
+        "Share of the residents who notice a latent problem that call about it, at the reference"
+        " propensity 1 (trust 0.5, no feedback boost); a resident with propensity pi calls with"
+        " probability min(1, report_share x pi). public_report_hazard stays the calling hazard at"
+        " propensity 1, so neighbours notice at public_report_hazard / report_share. Assumed.",
+        gt=0,
+        le=1,
+    )
 
 
 class SnapReportConfig(_Section):
@@ -352,14 +397,27 @@ class SnapReportConfig(_Section):
     resident_hazard: float = _f(
         0.004,
         "Daily probability that one app-using resident reports a given visible latent problem in"
-        " their cell, at visibility 1. Assumed.",
+        " their cell, at visibility 1 and propensity 1. Assumed.",
         ge=0,
         le=1,
     )
+    report_share: float = _f(
+        0.5,
+        "Share of the app users who notice a problem that upload it, at propensity 1: they notice"
+        " with probability resident_hazard x visibility / report_share a day and upload with"
+        " probability min(1, report_share x propensity). Riders and volunteers, enlisted to"
+        " report, upload all they notice. Assumed.",
+        gt=0,
+        le=1,
+    )
     rider_detect_prob: float = _f(
-        0.002,
+        0.00019,
         "Probability that a rider passing through a cell reports a given latent problem there, at"
-        " visibility 1. Calibrated so riders file ~0.6 reports per rider per month (DESIGN.md).",
+        " visibility 1. Calibrated to the source: 3,900 riders reported 2,900 problems"
+        " cumulatively (the period is not given; assumed one year: 0.062 reports per rider per"
+        " month). In pingxiang_reform (population.scale 20, 120 days, seed 20240101) 0.002 gave"
+        " 0.651 per rider-month and 0.001 gave 0.325 (linear within 0.2%), so 0.002 x 0.062 /"
+        " 0.651 = 0.00019, which gave 0.061.",
         ge=0,
         le=1,
     )
@@ -398,6 +456,42 @@ class DroneConfig(_Section):
     latency_hours: float = _f(4.0, "Delay from footage to report, hours. Assumed.", ge=0)
 
 
+class DeliberationConfig(_Section):
+    enabled: bool = _f(
+        False,
+        "Residents' deliberation meetings (议事会): each community meets every interval_days;"
+        " residents raise the problems they know of in the community together and many are"
+        " settled on the spot.",
+    )
+    interval_days: float = _f(
+        285.0,
+        "Days between two meetings of one community (meetings are staggered by community id)."
+        " Default: Pingxiang's 1,100 meetings over its 860 communities, 860 x 365 / 1100 = 285"
+        " days (the source gives 1,100 meetings; the period is assumed a year).",
+        ge=1,
+        le=3650,
+    )
+    requests_per_meeting: int = _f(
+        30,
+        "Problems one meeting takes up (its capacity), the most severe first: problems no office"
+        " holds (unreported, or closed on paper but persisting) and follow-ups of cases in hand."
+        " Assumed.",
+        ge=0,
+        le=10_000,
+    )
+    settle_prob: float = _f(
+        0.72,
+        "Share of the raised problems that no office holds which the meeting settles on the spot"
+        " (the rest go to triage). Default: 23,900 requests resolved in 1,100 meetings (21.7 a"
+        " meeting) over a capacity of 30, 21.7 / 30 = 0.72. Assumed capacity.",
+        ge=0,
+        le=1,
+    )
+    latency_hours: float = _f(
+        0.0, "Mean delay from the meeting to the report of a raised problem, hours. Assumed.", ge=0
+    )
+
+
 class ChannelsConfig(_Section):
     hotline: HotlineConfig = Field(default_factory=HotlineConfig)
     snap_report: SnapReportConfig = Field(default_factory=SnapReportConfig)
@@ -405,11 +499,26 @@ class ChannelsConfig(_Section):
     police_patrol: PatrolChannelConfig = Field(default_factory=PatrolChannelConfig)
     joint_screening: JointScreeningConfig = Field(default_factory=JointScreeningConfig)
     drone: DroneConfig = Field(default_factory=DroneConfig)
+    deliberation: DeliberationConfig = Field(default_factory=DeliberationConfig)
 
 
 # --------------------------------------------------------------------------- staff
 class GridWorkersConfig(_Section):
-    per_grid: int = _f(1, "Full-time grid workers per grid (DESIGN.md: one per grid).", ge=0, le=20)
+    per_grid: float = _f(
+        1.0,
+        "Full-time grid workers per grid (DESIGN.md: one per grid); a real number, e.g. 0.5 for"
+        " one worker covering two grids. Used when `total` is not given.",
+        ge=0,
+        le=20,
+    )
+    total: int | None = _f(
+        None,
+        "Grid workers in the whole city. When given, it fixes the staff independently of the"
+        " grid count, and workers are spread over grids in proportion to their population"
+        " (a worker may cover parts of several grids); when None, per_grid x grids.count.",
+        ge=0,
+        le=10_000_000,
+    )
     hours_per_day: float = _f(
         8.0, "Working hours per worker per day (China's standard 8-hour working day).", gt=0, le=24
     )
@@ -435,6 +544,12 @@ class GridWorkersConfig(_Section):
         " feed back). Assumed.",
         ge=0,
     )
+    overload_slowdown: bool = _f(
+        True,
+        "Case work a grid's workers cannot do today is carried over to tomorrow, and the"
+        " community tier's cases in an overloaded grid (case hours waiting > hours free for"
+        " cases) take proportionally longer.",
+    )
 
 
 class PaperworkConfig(_Section):
@@ -449,6 +564,19 @@ class PaperworkConfig(_Section):
         0.5, "Hours each inspection item costs a worker per month. Assumed.", ge=0
     )
     working_days_per_month: float = _f(21.75, "Working days per month (China's statutory figure).", gt=0)
+    report_hours_per_form: float = _f(
+        0.01,
+        "Hours of paperwork that recording one found problem costs per routine form kept"
+        " (entries repeated across forms): 118 forms -> 1.2 h a report, 49 -> 0.5 h. Assumed.",
+        ge=0,
+    )
+    record_tolerance_hours: float = _f(
+        2.0,
+        "Paperwork per report at which staff (grid workers, officers, screening teams, drone"
+        " operators) record half of the problems they notice and leave the rest unrecorded:"
+        " p(record) = 1 / (1 + report_hours_per_form x forms / this). Assumed.",
+        gt=0,
+    )
 
 
 class PoliceConfig(_Section):
@@ -526,6 +654,14 @@ class HandlerConfig(_Section):
         " utilisation.",
         ge=0,
     )
+    staff: int | None = _f(
+        None,
+        "Parallel cases this tier can hold in the whole city, in absolute staff; spread over its"
+        " units by risk-weighted population. Overrides servers_per_10k, so that a scenario can"
+        " under-staff a tier. None: servers_per_10k applies.",
+        ge=0,
+        le=10_000_000,
+    )
     speed: float = _f(1.0, "Handling-time divisor (2 = twice as fast). Assumed per tier.", gt=0)
     success_multiplier: float = _f(
         1.0, "Multiplies categories' success_prob (capped at 1). Assumed per tier.", ge=0
@@ -534,6 +670,48 @@ class HandlerConfig(_Section):
 
 def _handler(**kw: Any) -> Any:
     return Field(default_factory=lambda: HandlerConfig(**kw))
+
+
+class HandoffConfig(_Section):
+    delay_hours: float = _f(
+        24.0,
+        "Mean delay of one hand-off between the police and the grid/township offices for a case"
+        " that needs both (categories with joint: true), before police-grid fusion gave them a"
+        " shared intake. Assumed.",
+        ge=0,
+        le=24 * 365,
+    )
+    bounce_prob: float = _f(
+        0.15,
+        "Probability that the receiving office sends the case back (another hand-off). Assumed.",
+        ge=0,
+        le=0.95,
+    )
+    drop_prob: float = _f(
+        0.03,
+        "Probability that a hand-off loses the case between offices: nobody handles it until its"
+        " reporter complains (handling.reopen_prob) or someone reports it again. Assumed.",
+        ge=0,
+        le=1,
+    )
+
+
+class SocialWorkConfig(_Section):
+    enabled: bool = _f(
+        False,
+        "Social workers (社工) handle welfare cases in their own pool instead of the generic"
+        " community tier.",
+    )
+    workers: int = _f(
+        2058, "Social workers in the city (Pingxiang: 2058).", ge=0, le=10_000_000
+    )
+    cases_per_worker: float = _f(
+        1.0, "Cases a social worker handles in parallel. Assumed.", gt=0, le=100
+    )
+    speed: float = _f(1.0, "Handling-time divisor for social workers. Assumed.", gt=0)
+    success_multiplier: float = _f(
+        1.1, "Success multiplier for social workers (trained for welfare). Assumed.", ge=0
+    )
 
 
 class HandlingConfig(_Section):
@@ -558,6 +736,15 @@ class HandlingConfig(_Section):
         le=1,
     )
     reopen_delay_days: float = _f(3.0, "Mean days until such a reopening request. Assumed.", gt=0)
+    escalate_prob: float = _f(
+        0.5,
+        "Probability that a failed attempt below the top tier is passed a tier up; otherwise the"
+        " office returns the case as unsolvable (abandoned: failed). Assumed.",
+        ge=0,
+        le=1,
+    )
+    handoff: HandoffConfig = Field(default_factory=lambda: HandoffConfig())
+    social_work: SocialWorkConfig = Field(default_factory=lambda: SocialWorkConfig())
 
 
 class TiersConfig(_Section):
@@ -652,7 +839,21 @@ class SafetyConfig(_Section):
     )
     survey_interval_days: int = _f(30, "Days between survey waves.", ge=1)
     survey_nonresponse_bias: float = _f(
-        0.0, "Added to the probability of answering 'safe' (acquiescence). Assumed 0.", ge=-1, le=1
+        0.0, "Added to perceived safety before the answer threshold (acquiescence). Assumed 0.",
+        ge=-1, le=1,
+    )
+    survey_safe_threshold: float = _f(
+        0.6,
+        "A respondent answers 'safe' when perceived safety + bias + noise exceeds this, [0, 1]."
+        " Assumed: a fresh victim of a public-safety incident (baseline 0.985 - victim_drop"
+        " 0.35 = 0.635) answers 'safe' about two times in three.",
+        ge=0, le=1,
+    )
+    survey_answer_sd: float = _f(
+        0.1,
+        "Standard deviation of the normal noise in a respondent's answer (mood, wording,"
+        " recent news), on the [0, 1] safety scale. Assumed.",
+        ge=0, le=1,
     )
 
 
@@ -755,9 +956,20 @@ def _deep_merge(base: dict, child: dict) -> dict:
     return out
 
 
+#: Longest chain of ``extends`` (a file, its parent, its grandparent, ...).
+MAX_EXTENDS = 16
+
+
 def resolve_scenario_path(ref: str | Path, *, relative_to: Path | None = None) -> Path:
     """Find a scenario file: a path (absolute, relative to ``relative_to`` or the working
-    directory) or a name under ``scenarios/`` with or without ``.yaml``."""
+    directory) or a name under ``scenarios/`` with or without ``.yaml``.
+
+    Raises:
+        FileNotFoundError: no such regular file (also for names the system cannot look up:
+            too long, or with a NUL character); the message lists the places tried.
+    """
+    if not str(ref).strip():
+        raise FileNotFoundError("no scenario file '' (an empty name)")
     ref = Path(ref)
     candidates = []
     if ref.is_absolute():
@@ -767,13 +979,18 @@ def resolve_scenario_path(ref: str | Path, *, relative_to: Path | None = None) -
             candidates.append(relative_to / ref)
         candidates.append(Path.cwd() / ref)
         candidates.append(SCENARIO_DIR / ref)
-    more = [c.with_suffix(".yaml") for c in candidates if c.suffix not in (".yaml", ".yml")]
+    more = [c.with_suffix(".yaml") for c in candidates
+            if c.suffix not in (".yaml", ".yml") and c.name]
     for c in candidates + more:
-        if c.is_file():
-            return c.resolve()
-    tried = ", ".join(str(c) for c in candidates + more)
+        try:
+            if c.is_file():
+                return c.resolve()
+        except (OSError, ValueError):  # name too long, NUL byte: no such file either
+            continue
+    tried = ", ".join(short_text(str(c), 120) for c in candidates + more)
     available = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml")))
-    raise FileNotFoundError(f"no scenario file '{ref}' (looked for {tried}); shipped scenarios: {available}")
+    raise FileNotFoundError(f"no scenario file '{short_text(str(ref), 120)}' (looked for {tried});"
+                            f" shipped scenarios: {available}")
 
 
 def read_input_yaml(path: Path, error: type[InputError] = ScenarioError, *,
@@ -794,19 +1011,33 @@ def _load_raw(path: Path, chain: tuple[Path, ...]) -> dict:
     if path in chain:
         cycle = " -> ".join(str(p.name) for p in (*chain, path))
         raise ScenarioError(f"key 'extends': cycle of extends: {cycle}", file=str(chain[0]), key="extends")
+    if len(chain) >= MAX_EXTENDS:
+        raise ScenarioError(f"key 'extends': more than {MAX_EXTENDS} files extend one another",
+                            file=str(chain[0]), key="extends")
     data = read_input_yaml(path)
+    if chain:
+        # a parent named by `extends` must be a scenario: report its stray keys by name only,
+        # never its values (it may be any YAML file the user can read)
+        stray = sorted(str(k) for k in data if k not in Scenario.model_fields and k != "extends")
+        if stray:
+            shown = ", ".join(repr(short_text(k, 40)) for k in stray[:4])
+            raise ScenarioError(
+                f"key 'extends': {path} is not a scenario file (its keys {shown}"
+                f"{' ...' if len(stray) > 4 else ''} are not scenario keys)",
+                file=str(chain[-1]), key="extends")
     parent_ref = data.pop("extends", None)
     if parent_ref is None:
         return data
-    if not isinstance(parent_ref, str):
+    if not isinstance(parent_ref, str) or not parent_ref.strip():
         raise ScenarioError(
-            f"key 'extends': value {parent_ref!r} is not allowed; give one scenario file name",
+            f"key 'extends': value {short(parent_ref)} is not allowed; give one scenario file name",
             file=str(path), key="extends",
         )
     try:
         parent_path = resolve_scenario_path(parent_ref, relative_to=path.parent)
     except FileNotFoundError as exc:
-        raise ScenarioError(f"key 'extends': value {parent_ref!r}: {exc}", file=str(path), key="extends") from None
+        raise ScenarioError(f"key 'extends': value {short(parent_ref)}: {exc}", file=str(path),
+                            key="extends") from None
     parent = _load_raw(parent_path, (*chain, path))
     parent.pop("name", None)
     parent.pop("description", None)
@@ -814,14 +1045,25 @@ def _load_raw(path: Path, chain: tuple[Path, ...]) -> dict:
 
 
 def _validate(data: dict, source: str) -> Scenario:
+    """Validate a scenario: every key (:class:`Scenario`), then what it would allocate and
+    whether its city is degenerate (:func:`sim.limits.check_scenario`)."""
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         message, key = schema.format_validation_error(exc, Scenario)
         raise ScenarioError(message, file=source, key=key) from None
+    try:
+        limits.check_scenario(scenario)
+    except limits.LimitError as exc:
+        raise ScenarioError(f"key '{exc.key}': {exc}", file=source, key=exc.key) from None
+    return scenario
 
 
 def _set_dotted(data: dict, key: str, value: Any, *, source: str) -> None:
+    if not isinstance(key, str):
+        raise ScenarioError(f"key {short(key)}: a key is a dotted name such as grids.count",
+                            file=source)
+    shown = short_text(key, 120)
     parts = key.split(".")
     node = data
     for i, part in enumerate(parts):
@@ -829,28 +1071,42 @@ def _set_dotted(data: dict, key: str, value: Any, *, source: str) -> None:
         if part not in valid:
             here = ".".join(parts[:i]) or "(top level)"
             raise ScenarioError(
-                f"key '{key}': unknown key '{part}' under {here}; valid keys are: "
-                f"{', '.join(valid)}",
-                file=source, key=key,
+                f"key '{shown}': unknown key '{short_text(part, 60)}' under"
+                f" {short_text(here, 60)}; valid keys are: {', '.join(valid)}",
+                file=source, key=shown,
             )
         if i == len(parts) - 1:
             node[part] = value
             return
         if not isinstance(node.get(part), dict):
-            raise ScenarioError(f"key '{key}': '{part}' is not a section", file=source, key=key)
+            raise ScenarioError(f"key '{shown}': '{part}' is not a section", file=source, key=shown)
         node = node[part]
 
 
 def parse_set_option(text: str) -> tuple[str, Any]:
-    """Parse a command-line ``section.key=value``; the value is read as YAML (numbers, bools)."""
+    """Parse a command-line ``section.key=value``; the value is read as YAML (numbers, bools),
+    within the limits of :func:`sim.files.parse_yaml`; text that is not YAML stays text.
+
+    Raises:
+        ScenarioError: no ``=``, an empty key, or a value beyond the YAML limits (deep
+            nesting, aliases, duplicate keys).
+    """
     if "=" not in text:
-        raise ScenarioError(f"--set {text!r}: expected section.key=value")
+        raise ScenarioError(f"--set {short(text)}: expected section.key=value")
     key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ScenarioError(f"--set {short(text)}: the key before '=' is empty; expected"
+                            " section.key=value")
+    if not raw.strip():
+        return key, raw
     try:
-        value = yaml.safe_load(raw) if raw.strip() else raw
-    except yaml.YAMLError:
-        value = raw
-    return key.strip(), value
+        value = parse_yaml(raw, source=f"--set {short_text(key, 60)}")
+    except InputError as exc:
+        if "syntax error" in exc.message:
+            return key, raw  # not YAML: plain text (e.g. a description with a colon)
+        raise ScenarioError(exc.message, file=exc.file, key=key) from None
+    return key, value
 
 
 def load_scenario(

@@ -12,11 +12,17 @@ goes through the functions here, so they agree on what a key path means:
 * an *error location* (pydantic's ``loc``, e.g. ``("city", "centres", 0, "x")``) may also pass
   through list and tuple elements (integer parts) and optional sections.
 
-Depends on pydantic only (the core layer; no :mod:`sim` module is imported).
+:func:`strict_scalar` is the one rule for scalar values both schemas share (a bool is not a
+number, a number is finite and within what double precision computes safely, text is not a
+number); the schemas' base classes apply it to every field.
+
+Depends on pydantic and :mod:`sim.files` (the core layer).
 """
 
 from __future__ import annotations
 
+import math
+import types
 import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -25,8 +31,68 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from sim.files import short, short_text
+
 #: How many validation errors one message spells out (the rest are counted).
 MAX_ERRORS_SHOWN = 4
+#: Largest magnitude of an integer (numpy's int64, which the model computes in).
+INT_MAX = 2**63 - 1
+#: Largest magnitude of a real number. No parameter of the model means anything beyond it, and
+#: products of a few such numbers stay finite in double precision (no overflow to inf).
+FLOAT_MAX = 1e12
+#: Smallest magnitude of a non-zero real number: divisors (hours per visit, speeds, days)
+#: below it would make counts overflow.
+FLOAT_MIN = 1e-12
+
+
+# --------------------------------------------------------------------------- scalar values
+def _scalar_types(annotation: Any) -> set[type]:
+    """The scalar types among ``bool``, ``int``, ``float``, ``str`` a field annotation
+    accepts (``int | None`` -> {int}); empty for sections, lists, literals and the rest."""
+    args = typing.get_args(annotation) if typing.get_origin(annotation) in (
+        typing.Union, types.UnionType) else (annotation,)
+    return {a for a in args if a in (bool, int, float, str)}
+
+
+def strict_scalar(annotation: Any, value: Any) -> Any:
+    """Check a value for a scalar field before pydantic converts it (a ``mode="before"``
+    validator): no bool where a number is expected (``count: true`` is not 1), no number or
+    text where a bool is, no text where a number is (``"176"``), and numbers finite and within
+    :data:`INT_MAX` / :data:`FLOAT_MAX` (non-zero reals at least :data:`FLOAT_MIN`).
+
+    Returns:
+        ``value`` unchanged; range and type conversion stay with pydantic.
+
+    Raises:
+        ValueError: with what is expected, for the caller's validation error.
+    """
+    kinds = _scalar_types(annotation)
+    if not kinds or value is None or str in kinds:
+        return value
+    numeric = kinds & {int, float}
+    if bool in kinds and not numeric:
+        if not isinstance(value, bool):
+            # ValueError, not TypeError: pydantic turns ValueError into a validation error
+            raise ValueError("Input should be true or false (a bool)")
+        return value
+    if not numeric:
+        return value
+    what = "a valid integer" if float not in kinds else "a valid number"
+    if isinstance(value, (bool, str)):
+        given = "true/false (a bool is not a number)" if isinstance(value, bool) else (
+            "text (write numbers without quotes)")
+        # ValueError, not TypeError: pydantic reports a ValueError as a validation error
+        raise ValueError(f"Input should be {what}, not {given}")  # noqa: TRY004
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("Input should be a finite number (.inf and .nan are not allowed)")
+    if isinstance(value, (int, float)):
+        if float not in kinds:
+            if abs(value) > INT_MAX:
+                raise ValueError(f"Input should be at most {INT_MAX:.3g} in magnitude")
+        elif abs(value) > FLOAT_MAX or 0 < abs(value) < FLOAT_MIN:
+            raise ValueError(f"Input should be 0 or between {FLOAT_MIN:g} and {FLOAT_MAX:g} in"
+                             " magnitude")
+    return value
 
 
 # --------------------------------------------------------------------------- types
@@ -162,12 +228,12 @@ def iter_parameters(model: type[BaseModel], instance: BaseModel | None = None,
 def _describe(root: type[BaseModel], err: Any) -> tuple[str, str]:
     """One pydantic error (a dict of ``ValidationError.errors()``) as (message, key)."""
     loc = tuple(err.get("loc", ()))
-    key = ".".join(str(p) for p in loc) or "(top level)"
+    key = short_text(".".join(str(p) for p in loc) or "(top level)", 120)
     value = err.get("input")
     kind = err.get("type")
     if kind == "extra_forbidden":
         valid = ", ".join(valid_keys(root, loc[:-1]))
-        return f"key '{key}': unknown key (value {value!r}); valid keys here are: {valid}", key
+        return f"key '{key}': unknown key (value {short(value, 60)}); valid keys here are: {valid}", key
     # the field's description says the unit and what the key means: worth repeating here
     field_help = ""
     parent = model_at(root, loc[:-1])
@@ -177,9 +243,10 @@ def _describe(root: type[BaseModel], err: Any) -> tuple[str, str]:
             field_help = f" ({desc})"
     if kind == "missing":
         return f"key '{key}': required key is missing{field_help}", key
-    msg = err.get("msg", "invalid value").removeprefix("Value error, ")
-    shown = value if not isinstance(value, dict) else "{...}"
-    return f"key '{key}': value {shown!r} is not allowed: {msg}{field_help}", key
+    msg = short_text(err.get("msg", "invalid value").removeprefix("Value error, "), 400)
+    if isinstance(value, dict):  # a section's own check: its message names the keys
+        return f"key '{key}': {msg}{field_help}", key
+    return f"key '{key}': value {short(value)} is not allowed: {msg}{field_help}", key
 
 
 def format_validation_error(err: ValidationError, root: type[BaseModel]) -> tuple[str, str]:
