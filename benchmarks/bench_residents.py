@@ -95,7 +95,7 @@ def vectorised_day(model, day: int, rng: np.random.Generator, inputs: DayInputs 
     res = model.residents
     model.day = day
     # 1. arrivals
-    rate = cell_rates(city.population, city.risk, cp, inputs)
+    rate = cell_rates(city.population, city.risk, cp, inputs, city.urban)
     cat, cell, _t = background_arrivals(rate, day, rng)
     cat = cat.astype(np.int64)
     # 2. victims

@@ -87,10 +87,11 @@ def snapshot_inputs(model) -> DayInputs:
                      np.array(guardians, dtype=float))
 
 
-def cell_rates(population: np.ndarray, risk: np.ndarray, cp, inputs: DayInputs) -> np.ndarray:
+def cell_rates(population: np.ndarray, risk: np.ndarray, cp, inputs: DayInputs,
+               urban: np.ndarray | None = None) -> np.ndarray:
     """(n_categories, n_cells) expected background incidents per cell per day: the model's own
     formula (``sim.incidents.arrival_rates``) on the day's deterrence and disorder."""
-    return arrival_rates(population, risk, cp, inputs.deter, inputs.disorder_nb)
+    return arrival_rates(population, risk, cp, inputs.deter, inputs.disorder_nb, urban=urban)
 
 
 # --------------------------------------------------------------------------- agents
@@ -211,6 +212,7 @@ class NaiveResidentModel(mesa.Model):
         self.n_cells = n_cells
         self.city_population = city.population.astype(np.float64)
         self.city_risk = city.risk.astype(np.float64)
+        self.city_urban = city.urban
         # parameters
         s = cfg.safety
         self.relax = float(s.relax_per_day)
@@ -291,7 +293,7 @@ class NaiveResidentModel(mesa.Model):
         """Each cell's expected incidents today, shared among its residents (per-person
         thinning), as the chance of none today per category: ``p0[c]`` for a resident with
         welfare weight 1, ``p0_elderly[c]`` for an elderly resident living alone."""
-        rate = cell_rates(self.city_population, self.city_risk, self.cp, self.inputs)
+        rate = cell_rates(self.city_population, self.city_risk, self.cp, self.inputs, self.city_urban)
         count = np.asarray(self.cell_count, dtype=np.float64)
         wsum = np.asarray(self.cell_welfare_weight, dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):

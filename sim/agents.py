@@ -17,6 +17,7 @@ they are.
 
 from __future__ import annotations
 
+import zlib
 from typing import TYPE_CHECKING
 
 import mesa
@@ -28,11 +29,24 @@ if TYPE_CHECKING:
     from sim.scenario import Scenario
 
 
+#: Spawn-key element of the per-day thinning generators (distinct from Streams.daily's 1).
+_THIN_KEY = zlib.crc32(b"residents.thinning")
+
+
 class ResidentPopulation:
     """Array-backed state of every resident agent.
 
     Each agent stands for ``scale`` people. Arrays are indexed by resident index ``0..n-1``,
     sorted by home cell, so the residents of cell ``c`` are ``cell_ptr[c]:cell_ptr[c+1]``.
+
+    An agent's state (perceived safety, trust, reporting boost) is that of one of the people it
+    stands for. Events arise from people, not agents (a victimisation, a fed-back report): the
+    events of a cell's people fall on its agents, so an agent meets (people / agents in its
+    cell), about ``scale``, times as many events as one person, and each changes the agent's
+    state with the inverse of that ratio as probability (:meth:`represented`). Means and
+    shares over agents then estimate the same quantities at any scale (issue 10), including
+    non-linear ones such as the share answering "safe" in the survey, which a mean-field
+    ``1 / scale`` effect would bias. At scale 1 no draw is made.
     """
 
     def __init__(self, config: Scenario, people_per_cell: np.ndarray, rng: np.random.Generator,
@@ -54,6 +68,12 @@ class ResidentPopulation:
         per_cell = np.floor(exact).astype(np.int64)
         per_cell += rng.random(len(exact)) < (exact - per_cell)
         self.per_cell = per_cell
+        #: (n_cells,) people living in each cell (the agents of a cell stand for them)
+        self.people = np.asarray(people_per_cell, dtype=np.float64)
+        # chance that an event of one of a cell's people reaches the agent it falls on:
+        # agents / people (1/scale up to the rounding of the cell's agent count)
+        self._keep_p = np.divide(per_cell, self.people, out=np.ones(len(per_cell)),
+                                 where=self.people > 0)
         self.cell_ptr = np.concatenate([[0], np.cumsum(per_cell)])
         n = int(self.cell_ptr[-1])
         self.n = n
@@ -96,6 +116,10 @@ class ResidentPopulation:
         self.cell_base = self.cell_sum(self.base)
         self.cell_boost = np.zeros(n_cells)
         self._agents: dict[int, Resident] = {}
+        # Thinning of events at scale > 1: one generator per day, keyed on this stream's seed
+        # and the day (no draw from ``rng`` itself, so set-up draws do not move).
+        self._thin_seed = rng.bit_generator.seed_seq
+        self._thin_day: tuple[int, np.random.Generator] | None = None
 
     # ------------------------------------------------------------------ sampling
     def random_in_cells(self, cells: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -133,10 +157,13 @@ class ResidentPopulation:
         return self.base[idx] * self.boost_now(idx, day)
 
     def cell_propensity(self) -> np.ndarray:
-        """Mean propensity of each cell's residents (0 where none live), from the incremental
-        sums: no pass over all residents."""
+        """Mean propensity of each cell's residents, from the incremental sums: no pass over
+        all residents. Where people live but no agent stands for them (at ``scale`` > 1), the
+        mean over all agents; 0 where nobody lives."""
         tot = self.cell_base + self.cell_boost
-        return np.divide(tot, self.per_cell, out=np.zeros(self.n_cells), where=self.per_cell > 0)
+        fill = float(tot.sum() / self.n) if self.n else 0.0
+        out = np.where(self.people > 0, fill, 0.0)
+        return np.divide(tot, self.per_cell, out=out, where=self.per_cell > 0)
 
     def end_day(self) -> None:
         """Boosts fade by one day."""
@@ -161,6 +188,26 @@ class ResidentPopulation:
         np.add.at(self.cell_boost, self.home[idx], self.base[idx] * (self.boost_extra - g_old))
 
     # ------------------------------------------------------------------ events
+    def represented(self, idx: np.ndarray, day: int) -> np.ndarray:
+        """Which of these events change the agent's own state. Each entry of ``idx`` (an
+        agent; may repeat) is one event that happened to one of the people the agent stands
+        for; it reaches the agent's state with probability agents / people of the agent's home
+        cell (``1 / scale`` up to the rounding of the cell's agent count), independently, so
+        an agent meets as many events as one person. All of them at scale 1, with no draw.
+
+        Draws come from a generator keyed on the ``residents`` stream and the day, so a
+        policy changes them only from the day it changes the events.
+        """
+        if self.scale <= 1.0 or len(idx) == 0:
+            return np.ones(len(idx), dtype=bool)
+        if self._thin_day is None or self._thin_day[0] != day:
+            ss = self._thin_seed
+            seq = np.random.SeedSequence(entropy=ss.entropy,
+                                         spawn_key=(*ss.spawn_key, _THIN_KEY, int(day)),
+                                         pool_size=ss.pool_size)
+            self._thin_day = (day, np.random.Generator(np.random.PCG64(seq)))
+        return self._thin_day[1].random(len(idx)) < self._keep_p[self.home[idx]]
+
     def record_reports(self, reporters: np.ndarray, day: int) -> None:
         """Residents made reports today (an index may repeat: one entry per report)."""
         if len(reporters):
@@ -174,7 +221,9 @@ class ResidentPopulation:
         of the way to 1), boosts their future reporting and lifts their perceived safety by
         ``safety.feedback_gain``; a failure or a fake closure lowers trust by
         ``feedback.trust_loss_failure``. Without it, silence lowers trust by
-        ``feedback.trust_loss_silence``.
+        ``feedback.trust_loss_silence``. Each case's outcome reaches the reporter agent's own
+        state with probability ``1 / scale`` (:meth:`represented`); the counts and
+        ``last_event_day`` cover every case.
 
         Returns:
             Counts of cases fed back as fixed / not fixed / silence.
@@ -187,19 +236,23 @@ class ResidentPopulation:
         fixed = events.fixed
         d = float(day)
         if events.closed_loop:
+            out["feedback_fixed"] = int(fixed.sum())
+            out["feedback_not_fixed"] = int((~fixed).sum())
+        else:
+            out["feedback_silence"] = len(rep)
+        self.last_event_day[rep] = day
+        keep = self.represented(rep, day)
+        rep, fixed = rep[keep], fixed[keep]
+        if events.closed_loop:
             good = np.unique(rep[fixed])
             self.change_trust(good, self.trust[good] + fb.trust_gain * (1 - self.trust[good]), d)
             self.give_boost(good, d)
             self.safety[good] = np.minimum(1.0, self.safety[good] + self.config.safety.feedback_gain)
             bad = np.unique(rep[~fixed])
             self.change_trust(bad, self.trust[bad] * (1 - fb.trust_loss_failure), d)
-            out["feedback_fixed"] = int(fixed.sum())
-            out["feedback_not_fixed"] = int((~fixed).sum())
         else:
             silent = np.unique(rep)
             self.change_trust(silent, self.trust[silent] * (1 - fb.trust_loss_silence), d)
-            out["feedback_silence"] = len(rep)
-        self.last_event_day[rep] = day
         return out
 
     # ------------------------------------------------------------------ cell aggregates
@@ -332,7 +385,8 @@ class GridWorker(mesa.Agent):
         return c if c >= 0 else self._home_cell
 
     def _share(self, arr: np.ndarray) -> float:
-        return float(arr[self.grid]) / max(1, self.model.config.grid_workers.per_grid)
+        w = float(self.model.patrols.workers_grid[self.grid])  # full-time equivalents
+        return float(arr[self.grid]) / w if w > 0 else float("nan")
 
     @property
     def paperwork_hours(self) -> float:

@@ -29,12 +29,18 @@ CHANNELS: tuple[str, ...] = (
     "police_patrol",
     "joint_screening",
     "drone",
+    "deliberation",  # residents' deliberation meetings; appended last so older codes keep their values
 )
 #: Handling routes in code order (``incidents.<category>.route``).
-HANDLERS: tuple[str, ...] = ("community", "township", "county", "city", "police", "mediation")
+HANDLERS: tuple[str, ...] = (
+    "community", "township", "county", "city", "police", "mediation", "social_work",
+)
 #: Handler pools in the order they advance each day: an escalation always goes to a pool not
-#: yet advanced today (mediation and community -> township -> county -> city; police -> county).
-HANDLER_POOLS: tuple[str, ...] = ("mediation", "community", "police", "township", "county", "city")
+#: yet advanced today (mediation, social work and community -> township -> county -> city;
+#: police -> county).
+HANDLER_POOLS: tuple[str, ...] = (
+    "mediation", "social_work", "community", "police", "township", "county", "city",
+)
 
 
 class State(IntEnum):

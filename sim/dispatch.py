@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.codes import CAT, HANDLER_POOLS, HD, Feedback
+from sim.codes import CAT, HANDLER_POOLS, HD, Category, Feedback
 from sim.incidents import (
     FAILED,
     KNOWN,
@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 NEXT_TIER = {
     "community": "township",
     "mediation": "township",
+    "social_work": "township",
     "police": "county",
     "township": "county",
     "county": "city",
@@ -92,10 +93,19 @@ class FeedbackEvents:
     reporters: np.ndarray
     fixed: np.ndarray
     closed_loop: bool
+    t: np.ndarray  # when the reporter hears it (or, with no closed loop, would have), days
 
     @classmethod
     def none(cls, closed_loop: bool) -> FeedbackEvents:
-        return cls(np.zeros(0, np.int32), np.zeros(0, bool), closed_loop)
+        return cls(np.zeros(0, np.int32), np.zeros(0, bool), closed_loop, np.zeros(0))
+
+    def take(self, mask: np.ndarray) -> FeedbackEvents:
+        return FeedbackEvents(self.reporters[mask], self.fixed[mask], self.closed_loop, self.t[mask])
+
+    def __add__(self, other: FeedbackEvents) -> FeedbackEvents:
+        return FeedbackEvents(np.concatenate([self.reporters, other.reporters]),
+                              np.concatenate([self.fixed, other.fixed]), self.closed_loop,
+                              np.concatenate([self.t, other.t]))
 
 
 @dataclass
@@ -138,6 +148,7 @@ class Dispatcher:
             "city": 1,
             "police": city.n_counties,
             "mediation": city.n_townships,
+            "social_work": city.n_townships,  # township social-work stations (社工站)
         }
         # unit of each cell for each handler
         self.unit_of_cell = {
@@ -147,10 +158,12 @@ class Dispatcher:
             "city": np.zeros(city.n_cells, dtype=np.int32),
             "police": city.county,
             "mediation": city.township,
+            "social_work": city.township,
         }
         # Staffing follows caseload: capacity is set per 10,000 risk-weighted residents
         # (population x background risk, whose population-weighted mean is 1), the way a
-        # planner staffs offices by their expected case volume.
+        # planner staffs offices by their expected case volume; or, where a tier's absolute
+        # staff is given, that staff is spread over its units by the same weights.
         load = city.population * city.risk
         unit_pop = {
             name: np.bincount(self.unit_of_cell[name], weights=load, minlength=units[name])
@@ -158,6 +171,14 @@ class Dispatcher:
         }
         officers_per_county = _alloc(cfg.police.officers, unit_pop["county"])
         vpolice_per_township = _alloc(cfg.volunteers.volunteer_police, unit_pop["township"])
+        sw = h.social_work
+        social_per_township = _alloc(sw.workers * sw.cases_per_worker if sw.enabled else 0,
+                                     unit_pop["social_work"])
+        staff_per_unit = {
+            name: _alloc(getattr(h, name).staff, unit_pop[name])
+            for name in ("community", "township", "county", "city", "mediation")
+            if getattr(h, name).staff is not None
+        }
         self.pools: list[ServerPool] = []
         self.pool_offset: dict[str, int] = {}
         self.pool_handler: list[str] = []
@@ -167,12 +188,14 @@ class Dispatcher:
                 per10k = unit_pop[name][u] / 10_000.0
                 if name == "police":
                     servers = officers_per_county[u] * cfg.police.response_servers_per_officer
-                elif name == "mediation":
-                    servers = h.mediation.servers_per_10k * per10k + (
-                        vpolice_per_township[u] * cfg.volunteers.mediation_servers_per_100_vpolice / 100
-                    )
+                elif name == "social_work":
+                    servers = social_per_township[u]
+                elif name in staff_per_unit:
+                    servers = staff_per_unit[name][u]
                 else:
                     servers = getattr(h, name).servers_per_10k * per10k
+                if name == "mediation":
+                    servers += vpolice_per_township[u] * cfg.volunteers.mediation_servers_per_100_vpolice / 100
                 # Fractional capacities round to the nearest whole server, at least one where
                 # any capacity was configured.
                 n = int(round(servers))
@@ -188,6 +211,25 @@ class Dispatcher:
             self.success_mult[HD[name]] = hc.success_multiplier
         self.speed[HD["police"]] = h.police_speed
         self.success_mult[HD["police"]] = h.police_success_multiplier
+        self.speed[HD["social_work"]] = sw.speed
+        self.success_mult[HD["social_work"]] = sw.success_multiplier
+        # Routes: welfare cases go to social workers where they exist; a route to social work
+        # without them falls back to the community tier.
+        self.route_of_cat = cat.route.astype(np.int64).copy()
+        if sw.enabled:
+            welfare = np.arange(len(self.route_of_cat)) == Category.WELFARE
+            self.route_of_cat[welfare] = HD["social_work"]
+        elif (self.route_of_cat == HD["social_work"]).any():
+            self.route_of_cat[self.route_of_cat == HD["social_work"]] = HD["community"]
+        # Hand-offs between the police and the grid offices (no shared intake before fusion).
+        self.handoffs_on = not cfg.fusion.enabled
+        # Extra days a community-tier case waits for its grid's overloaded workers (see
+        # set_overload); 0 everywhere until the model says otherwise.
+        self.grid_of_cell = city.grid
+        self.overload_delay_grid = np.zeros(city.n_grids)
+        # dropped hand-offs waiting for someone to chase them: (id, time)
+        self.pending_chase_ids = np.zeros(0, dtype=np.int64)
+        self.pending_chase_t = np.zeros(0)
         # reopening complaints waiting for their time: (id, time)
         self.pending_reopen_ids = np.zeros(0, dtype=np.int64)
         self.pending_reopen_t = np.zeros(0)
@@ -206,7 +248,7 @@ class Dispatcher:
         log = self.log
         cp = self.cat
         cat = log.category[ids]
-        base = cp.route[cat].astype(np.int64)
+        base = self.route_of_cat[cat]
         out = base.copy()
         if cfg.tiers.enabled:
             tiered = np.isin(base, [HD["community"], HD["township"], HD["county"]])
@@ -223,8 +265,18 @@ class Dispatcher:
         return out
 
     def triage(self, ids: np.ndarray, t_report: np.ndarray, reopened: np.ndarray,
-               rng: np.random.Generator) -> None:
-        """Triage and dispatch reports (times are report times; may fall late in the day)."""
+               rng: np.random.Generator, rng_handoff: np.random.Generator | None = None) -> None:
+        """Triage and dispatch reports (times are report times; may fall late in the day).
+
+        Args:
+            ids: cases to triage.
+            t_report: their report (or complaint) times, days.
+            reopened: which of them are reopened cases (they go a tier up).
+            rng: the day's ``triage`` stream (triage delays, handling times).
+            rng_handoff: the day's ``handoff`` stream for the hand-offs between offices
+                before fusion (its own stream, so that switching fusion on or off leaves every
+                other draw of the day as it was); None uses ``rng``.
+        """
         if len(ids) == 0:
             return
         cfg = self.config
@@ -236,9 +288,65 @@ class Dispatcher:
         handler = self.route(ids, reopened)
         first_time = np.isnan(log.t_triaged[ids])
         log.t_triaged[ids] = np.where(first_time, t_tri, log.t_triaged[ids])
-        log.t_dispatched[ids] = np.where(first_time, t_tri, log.t_dispatched[ids])
+        t_disp, dropped = self._handoffs(ids, t_tri, rng if rng_handoff is None else rng_handoff)
+        log.t_dispatched[ids] = np.where(first_time, t_disp, log.t_dispatched[ids])
         log.route[ids] = np.where(first_time, handler, log.route[ids])
-        self._submit(ids, handler.astype(np.int8), t_tri, rng)
+        go = ~dropped
+        self._submit(ids[go], handler[go].astype(np.int8), t_disp[go], rng)
+
+    def _handoffs(self, ids: np.ndarray, t_tri: np.ndarray,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Hand-offs between the police and the grid offices for cases that need both, when
+        there is no shared intake (before fusion): each case is passed 1 + B times, B ~
+        Geometric (bounced back with ``bounce_prob`` each time), each pass taking an
+        exponential delay (mean ``delay_hours``) and losing the case with ``drop_prob``.
+
+        Returns:
+            (dispatch times, dropped mask). A dropped case is chased again by whoever
+            reported it with ``handling.reopen_prob``, after an exponential delay (mean
+            ``handling.reopen_delay_days``), and triaged anew; otherwise it stays open and
+            unhandled (it counts against closure).
+        """
+        n = len(ids)
+        joint = self.cat.joint[self.log.category[ids]] if self.handoffs_on else np.zeros(n, bool)
+        if not joint.any():
+            return t_tri, np.zeros(n, bool)
+        ho = self.config.handling.handoff
+        h = self.config.handling
+        k = int(joint.sum())
+        passes = rng.geometric(1.0 - ho.bounce_prob, k)  # 1 + bounces, >= 1
+        delay = rng.gamma(passes, ho.delay_hours / 24.0) if ho.delay_hours > 0 else np.zeros(k)
+        lost = rng.random(k) >= np.power(1.0 - ho.drop_prob, passes)
+        chase = rng.random(k) < h.reopen_prob
+        # chased from the day after the hand-off at the earliest (as complaints are)
+        chase_t = np.maximum(t_tri[joint] + delay + rng.exponential(h.reopen_delay_days, k),
+                             np.floor(t_tri[joint]) + 1.0)
+        t_disp = t_tri.copy()
+        t_disp[joint] = t_tri[joint] + delay
+        dropped = np.zeros(n, bool)
+        dropped[joint] = lost
+        jids = ids[joint]
+        self.log.handoffs[jids] = np.minimum(self.log.handoffs[jids].astype(np.int64) + passes, 127)
+        again = lost & chase
+        self.pending_chase_ids = np.concatenate([self.pending_chase_ids, jids[again]])
+        self.pending_chase_t = np.concatenate([self.pending_chase_t, chase_t[again]])
+        return t_disp, dropped
+
+    def due_chases(self, until: float) -> tuple[np.ndarray, np.ndarray]:
+        """Cases lost in a hand-off whose reporter chases them before ``until``."""
+        due = self.pending_chase_t < until
+        ids, t = self.pending_chase_ids[due], self.pending_chase_t[due]
+        self.pending_chase_ids = self.pending_chase_ids[~due]
+        self.pending_chase_t = self.pending_chase_t[~due]
+        still = self.log.state[ids] == KNOWN
+        order = np.argsort(t[still], kind="stable")
+        return ids[still][order], t[still][order]
+
+    def set_overload(self, delay_days_grid: np.ndarray) -> None:
+        """Community-tier cases in grid ``g`` take ``delay_days_grid[g]`` days longer: the
+        grid's workers have more case work waiting than hours free for it
+        (:meth:`sim.patrols.Patrols.plan_workers`)."""
+        self.overload_delay_grid = delay_days_grid
 
     def _submit(self, ids: np.ndarray, handler: np.ndarray, t_arr: np.ndarray,
                 rng: np.random.Generator) -> None:
@@ -246,6 +354,10 @@ class Dispatcher:
         cat = log.category[ids]
         service = draw_service_days(cat, self.speed[handler], self.cat, rng)
         cells = log.cell[ids]
+        # overloaded grid workers get to their community cases later
+        comm = handler == HD["community"]
+        if comm.any():
+            service[comm] += self.overload_delay_grid[self.grid_of_cell[cells[comm]]]
         # police attend in person: the officer's travel to the scene is part of the handling
         police = handler == HD["police"]
         if police.any():
@@ -279,6 +391,7 @@ class Dispatcher:
         log = self.log
         cp = self.cat
         stats = {"attempts": 0, "resolved": 0, "paper_closed": 0, "escalated": 0, "failed": 0,
+                 "explained": 0,
                  "mediation_done": 0, "mediation_success": 0, "wait_sum": 0.0, "started": 0}
         closed_ids: list[np.ndarray] = []
         for hname in ADVANCE_ORDER:
@@ -332,27 +445,29 @@ class Dispatcher:
             pc = ids[paper]
             log.state[pc] = PAPER_CLOSED
             log.t_closed[pc] = end[paper]
-            want = rng_outcome.random(len(pc)) < cfg.handling.reopen_prob
-            if want.any():
-                # The reporter complains from the day after the closure, after an exponential
-                # delay: a complaint is thus always triaged before today's pools have moved
-                # past it, and it refers to this closure only (t_closed identifies it).
-                closed_at = end[paper][want]
-                delay = rng_outcome.exponential(cfg.handling.reopen_delay_days, int(want.sum()))
-                self.pending_reopen_ids = np.concatenate([self.pending_reopen_ids, pc[want]])
-                self.pending_reopen_t = np.concatenate([self.pending_reopen_t, np.floor(closed_at) + 1.0 + delay])
-                self.pending_reopen_closed = np.concatenate([self.pending_reopen_closed, closed_at])
-            # failed: escalate a tier up, or abandon
+            self._complaints(pc, end[paper], rng_outcome)
+            # failed: escalate a tier up (with handling.escalate_prob, while attempts remain),
+            # else returned as unsolvable (abandoned: failed). The top tier has nobody above
+            # it: it closes the case officially with an explanation (说明解释), the problem
+            # persists, and only its reporter's complaint can reopen it.
             f = ids[fail]
             nxt = NEXT_TIER[hname]
-            can = (log.attempts[f] < cfg.handling.max_attempts) & (nxt is not None)
-            esc = f[can]
-            if len(esc):
-                log.escalations[esc] += 1
-                self._submit(esc, np.full(len(esc), HD[nxt], dtype=np.int8), end[fail][can], rng_service)
-            ab = f[~can]
-            log.state[ab] = FAILED
-            log.t_failed[ab] = end[fail][~can]
+            if nxt is None:
+                log.state[f] = PAPER_CLOSED
+                log.t_closed[f] = end[fail]
+                self._complaints(f, end[fail], rng_outcome)
+                stats["explained"] += len(f)
+                esc = ab = f[:0]
+            else:
+                up = rng_outcome.random(len(f)) < cfg.handling.escalate_prob
+                can = (log.attempts[f] < cfg.handling.max_attempts) & up
+                esc = f[can]
+                if len(esc):
+                    log.escalations[esc] += 1
+                    self._submit(esc, np.full(len(esc), HD[nxt], dtype=np.int8), end[fail][can], rng_service)
+                ab = f[~can]
+                log.state[ab] = FAILED
+                log.t_failed[ab] = end[fail][~can]
             stats["attempts"] += len(ids)
             stats["resolved"] += int(ok.sum())
             stats["paper_closed"] += int(paper.sum())
@@ -361,9 +476,25 @@ class Dispatcher:
             if hname == "mediation":
                 stats["mediation_done"] += len(ids)
                 stats["mediation_success"] += int(ok.sum())
-            closed_ids.extend([r, pc, ab])
+            closed_ids.extend([r, pc, ab] if nxt is not None else [r, pc, f])
         fb = self.feedback(np.concatenate(closed_ids)) if closed_ids else None
         return DayHandling(stats, fb or FeedbackEvents.none(cfg.feedback.closed_loop))
+
+    def _complaints(self, ids: np.ndarray, closed_at: np.ndarray, rng: np.random.Generator) -> None:
+        """Cases closed on paper: a resident who reported one and finds the problem persists
+        complains with ``handling.reopen_prob``. Cases found by staff have nobody outside the
+        system who knows, so their paper closure stands unless a channel finds the problem
+        again (:mod:`sim.channels`). The complaint comes from the day after the closure, after
+        an exponential delay, so it is triaged before that day's pools move past it; it refers
+        to this closure only (``t_closed`` identifies it)."""
+        want = (rng.random(len(ids)) < self.config.handling.reopen_prob) & (self.log.reporter[ids] >= 0)
+        if not want.any():
+            return
+        at = closed_at[want]
+        delay = rng.exponential(self.config.handling.reopen_delay_days, int(want.sum()))
+        self.pending_reopen_ids = np.concatenate([self.pending_reopen_ids, ids[want]])
+        self.pending_reopen_t = np.concatenate([self.pending_reopen_t, np.floor(at) + 1.0 + delay])
+        self.pending_reopen_closed = np.concatenate([self.pending_reopen_closed, at])
 
     def due_reopens(self, until: float) -> tuple[np.ndarray, np.ndarray]:
         """Reporters' complaints due before ``until`` about cases still closed on paper."""
@@ -382,7 +513,8 @@ class Dispatcher:
         first = np.unique(ids, return_index=True)[1]  # one reopening per case: the earliest
         return ids[first], t[first]
 
-    def reopen(self, ids: np.ndarray, t: np.ndarray, rng: np.random.Generator) -> int:
+    def reopen(self, ids: np.ndarray, t: np.ndarray, rng: np.random.Generator,
+               rng_handoff: np.random.Generator | None = None) -> int:
         """Reopen paper-closed cases and send them back through triage, a tier up.
 
         Returns:
@@ -394,7 +526,7 @@ class Dispatcher:
         log.state[ids] = KNOWN
         log.reopens[ids] += 1
         log.t_reopened[ids] = t
-        self.triage(ids, t, np.ones(len(ids), dtype=bool), rng)
+        self.triage(ids, t, np.ones(len(ids), dtype=bool), rng, rng_handoff)
         return len(ids)
 
     # ------------------------------------------------------------------ feedback
@@ -409,15 +541,16 @@ class Dispatcher:
         fb = self.config.feedback
         rep = log.reporter[ids]
         fixed = log.state[ids] == RESOLVED
+        # an abandoned case is reported back from its failure, even if it was closed on
+        # paper in an earlier episode
+        t_close = np.where(log.state[ids] == FAILED, log.t_failed[ids], log.t_closed[ids])
+        t_fb = t_close + fb.delay_hours / 24.0
         if fb.closed_loop:
-            # an abandoned case is reported back from its failure, even if it was closed on
-            # paper in an earlier episode
-            t_close = np.where(log.state[ids] == FAILED, log.t_failed[ids], log.t_closed[ids])
-            log.t_feedback[ids] = t_close + fb.delay_hours / 24.0
+            log.t_feedback[ids] = t_fb
             log.feedback_kind[ids] = np.where(fixed, Feedback.FIXED, Feedback.NOT_FIXED)
         else:
             log.feedback_kind[ids] = Feedback.SILENCE
-        return FeedbackEvents(rep, fixed, fb.closed_loop)
+        return FeedbackEvents(rep, fixed, fb.closed_loop, t_fb)
 
     # ------------------------------------------------------------------ summaries
     def utilisation_by_handler(self) -> dict[str, float]:

@@ -13,7 +13,8 @@ Life cycle (time stamps in model days, NaN where a step did not happen)::
     never found within the report window (non-latent) -> lapsed (dark figure)
 
 Arrivals (:func:`background_arrivals`) follow DESIGN.md section 4: per cell and day, a Poisson
-count with rate population x base rate x background risk x deterrence x disorder feedback,
+count with rate population x base rate (x the category's rural factor in rural cells) x
+background risk x deterrence x disorder feedback,
 plus near-repeat offspring of a Hawkes process in its cluster (branching) form: each incident
 has Poisson(eta) direct offspring at exponential delays in its own or a neighbouring cell, so
 the long-run ratio of triggered to background incidents is eta / (1 - eta).
@@ -69,6 +70,7 @@ _FIELDS: tuple[tuple[str, str, object], ...] = (
     ("attempts", "i1", 0),
     ("escalations", "i1", 0),
     ("reopens", "i1", 0),
+    ("handoffs", "i1", 0),
     ("harm", "i2", 0),
     ("became_public_safety", "?", False),
     ("feedback_kind", "i1", -1),
@@ -164,7 +166,7 @@ class IncidentLog:
         data["first_channel"] = pd.Categorical.from_codes(self.first_channel[:n], CHANNELS)
         data["route"] = pd.Categorical.from_codes(self.route[:n], HANDLER_NAMES)
         data["handler"] = pd.Categorical.from_codes(self.handler[:n], HANDLER_NAMES)
-        for name in ("attempts", "escalations", "reopens", "harm", "became_public_safety"):
+        for name in ("attempts", "escalations", "reopens", "handoffs", "harm", "became_public_safety"):
             data[name] = self.cols[name][:n]
         data["feedback"] = pd.Categorical.from_codes(self.feedback_kind[:n], FEEDBACK_NAMES)
         data["n_reports"] = self.reports[:n].sum(axis=1).astype(np.int32)
@@ -181,6 +183,7 @@ class CategoryArrays:
     """Per-category parameters as arrays indexed by category code (vectorised lookups)."""
 
     base_rate: np.ndarray
+    rural_rate_factor: np.ndarray
     latent: np.ndarray
     visibility: np.ndarray
     has_victim: np.ndarray
@@ -189,6 +192,7 @@ class CategoryArrays:
     report_window_days: np.ndarray
     patrol_detect_prob: np.ndarray
     route: np.ndarray
+    joint: np.ndarray
     service_mean_days: np.ndarray
     service_cv: np.ndarray
     exponential: np.ndarray
@@ -216,6 +220,7 @@ class CategoryArrays:
 
         return cls(
             base_rate=arr("base_rate"),
+            rural_rate_factor=arr("rural_rate_factor"),
             latent=arr("latent", bool),
             visibility=arr("visibility"),
             has_victim=arr("has_victim", bool),
@@ -224,6 +229,7 @@ class CategoryArrays:
             report_window_days=arr("report_window_days"),
             patrol_detect_prob=arr("patrol_detect_prob"),
             route=np.array([HD[c.route] for c in cats], dtype=np.int8),
+            joint=arr("joint", bool),
             service_mean_days=arr("service_mean_days"),
             service_cv=arr("service_cv"),
             exponential=np.array([c.service_dist == "exponential" for c in cats]),
@@ -245,10 +251,11 @@ class CategoryArrays:
 
 
 def arrival_rates(population: np.ndarray, risk: np.ndarray, cp: CategoryArrays,
-                  deter: np.ndarray, disorder: np.ndarray) -> np.ndarray:
+                  deter: np.ndarray, disorder: np.ndarray,
+                  urban: np.ndarray | None = None) -> np.ndarray:
     """Expected background incidents per cell for one day, (n_categories, n_cells)::
 
-        population x base_rate / 1000 / 365 x risk
+        population x base_rate / 1000 / 365 x (rural_rate_factor in rural cells) x risk
                    x deterrence (deterrable categories) x (1 + s ln(1 + D)) (broken windows)
 
     Args:
@@ -257,9 +264,13 @@ def arrival_rates(population: np.ndarray, risk: np.ndarray, cp: CategoryArrays,
         deter: per-cell deterrence multiplier, exp(-deterrence_per_visit x guardian presence).
         disorder: per-cell D, visibility-weighted unresolved latent problems in the Moore
             neighbourhood.
+        urban: per-cell land use (``City.urban``); cells where it is False take each
+            category's ``rural_rate_factor``. None: every cell at the urban rate.
     """
     base = population * risk / 1000.0 / 365.0
     rate = cp.base_rate[:, None] * base[None, :]
+    if urban is not None:
+        rate = np.where(np.asarray(urban, bool)[None, :], rate, rate * cp.rural_rate_factor[:, None])
     rate = np.where(cp.deterrable[:, None], rate * deter[None, :], rate)
     return rate * (1.0 + cp.disorder_sensitivity[:, None] * np.log1p(disorder)[None, :])
 

@@ -36,7 +36,7 @@ from sim.agents import GridWorker, PoliceOfficer, ResidentPopulation, Volunteer
 from sim.channels import Channels
 from sim.city import City, city_from_scenario
 from sim.codes import CAT, HD, OPEN_STATES
-from sim.dispatch import Dispatcher
+from sim.dispatch import Dispatcher, FeedbackEvents
 from sim.incidents import (
     BACKGROUND,
     ESCALATION,
@@ -52,7 +52,7 @@ from sim.incidents import (
     draw_offspring,
     draw_severity,
 )
-from sim.patrols import Patrols
+from sim.patrols import Patrols, allocate
 from sim.rng import Streams, root_sequence
 from sim.safety import SafetyModel
 from sim.scenario import Scenario, load_scenario
@@ -125,6 +125,8 @@ class GovernanceModel(mesa.Model):
         # Case-work hours waiting for each grid's workers: on-the-spot fixes and community
         # cases add to it during a day, the next day's patrol plan consumes it.
         self.case_hours_pending = np.zeros(self.city.n_grids)
+        # feedback closed cases' reporters have not heard yet (it reaches them after a delay)
+        self._feedback_pending = FeedbackEvents.none(cfg.feedback.closed_loop)
         self._make_staff(streams.get("staff"))
         self.cell_propensity = res.cell_propensity()
         self._space = None
@@ -137,8 +139,11 @@ class GovernanceModel(mesa.Model):
     def _make_staff(self, rng: np.random.Generator) -> None:
         cfg = self.config
         city = self.city
-        for g in range(city.n_grids):
-            for _ in range(cfg.grid_workers.per_grid):
+        # one agent per whole worker (largest remainder over grids); their hours are the
+        # grid's full-time equivalents (Patrols.workers_grid)
+        w = self.patrols.workers_grid
+        for g, n in enumerate(allocate(int(round(float(w.sum()))), w).tolist()):
+            for _ in range(n):
                 GridWorker(self, g)
         county_of_beat = np.zeros(self.patrols.n_beats, dtype=np.int64)
         county_of_beat[self.patrols.beat_of_cell] = city.county
@@ -193,20 +198,29 @@ class GovernanceModel(mesa.Model):
 
         # 1. patrols
         visits = self.patrols.draw(d, S.daily("patrol", d), self.case_hours_pending)
-        self.case_hours_pending = np.zeros(city.n_grids)
+        if cfg.grid_workers.overload_slowdown:
+            # case work not done today waits for tomorrow, and delays the grid's new cases
+            self.case_hours_pending = self.patrols.case_hours_left.copy()
+            self.dispatcher.set_overload(self.patrols.case_delay_days_grid)
+        else:
+            self.case_hours_pending = np.zeros(city.n_grids)
 
         # 2. arrivals
         new_ids = self._arrivals(d, deter, disorder_nb)
 
         # 3. reopen complaints, discovery, on-the-spot fixes, triage
         rng_tri = S.daily("triage", d)
+        rng_ho = S.daily("handoff", d)
         r_ids, r_t = self.dispatcher.due_reopens(d + 1.0)
-        reopened = self.dispatcher.reopen(r_ids, r_t, rng_tri)
+        reopened = self.dispatcher.reopen(r_ids, r_t, rng_tri, rng_ho)
+        c_ids, c_t = self.dispatcher.due_chases(d + 1.0)  # cases lost in a hand-off, chased
+        self.dispatcher.triage(c_ids, c_t, np.zeros(len(c_ids), bool), rng_tri, rng_ho)
         det = self.channels.discover(d, log, visits, self.cell_propensity, S.daily("reporting", d))
         self.residents.record_reports(det.reporters, d)
         self.case_hours_pending += det.on_spot_hours
-        self.dispatcher.triage(det.new_ids, det.new_report_t, np.zeros(len(det.new_ids), bool), rng_tri)
-        reopened += self.dispatcher.reopen(det.reopened_ids, det.reopened_t, rng_tri)
+        self.dispatcher.triage(det.new_ids, det.new_report_t, np.zeros(len(det.new_ids), bool),
+                               rng_tri, rng_ho)
+        reopened += self.dispatcher.reopen(det.reopened_ids, det.reopened_t, rng_tri, rng_ho)
         self.today["reopened"] += reopened
         routed_comm = det.new_ids[log.handler[det.new_ids] == HD["community"]]
         if len(routed_comm):
@@ -216,10 +230,13 @@ class GovernanceModel(mesa.Model):
             )
 
         # 4. handling: every pool catches up with Mesa's clock (model.time == d + 1 here);
-        # reporters hear the outcome of their closed cases
+        # reporters hear the outcome of their closed cases when the feedback reaches them
         handled = self.dispatcher.advance(float(self.time), S.daily("outcomes", d), S.daily("escalation", d))
         hstats = handled.stats
-        for k, v in self.residents.hear_feedback(handled.feedback, d).items():
+        fb = self._feedback_pending + handled.feedback
+        due = fb.t < d + 1.0
+        self._feedback_pending = fb.take(~due)
+        for k, v in self.residents.hear_feedback(fb.take(due), d).items():
             self.today[k] += v
 
         # 5. harm and dispute escalation
@@ -268,7 +285,7 @@ class GovernanceModel(mesa.Model):
         category's incidents untouched (common random numbers)."""
         city = self.city
         cp = self.cat
-        rates = arrival_rates(city.population, city.risk, cp, deter, disorder)
+        rates = arrival_rates(city.population, city.risk, cp, deter, disorder, urban=city.urban)
         parts = []
         for name, k in CAT.items():
             rng = self.streams.daily(f"arrivals.{name}", d)
@@ -421,6 +438,11 @@ class GovernanceModel(mesa.Model):
         df = self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
         df.insert(0, "day", np.arange(1, len(df) + 1))
         return df
+
+    def monthly_table(self, warmup_days: int = 0):
+        """Closure as administrations measure it, one row per 30-day period after the warm-up
+        (:func:`sim.metrics.monthly`)."""
+        return M.monthly(self, warmup_days=warmup_days)
 
     def incident_table(self):
         """The event log, one row per incident."""

@@ -70,11 +70,28 @@ _o("incidents_occurred", "Incidents occurred", "incidents", "True incidents (wha
 _o("incidents_discovered", "Incidents discovered", "incidents")
 _o("incidents_recorded", "Incidents recorded", "incidents", "Reported to the system")
 _o("duplicate_reports", "Duplicate reports", "reports", table="both")
-_o("closure_rate", "Official closure rate", "share", "Closed (incl. on paper) / recorded", "higher",
-   table="both")
-_o("true_resolution_rate", "True resolution rate", "share", "Truly resolved / recorded", "higher")
+_o("closure_rate", "Official closure rate", "share",
+   "Cases reported in a 30-day period and officially closed (incl. on paper) by its end, over all"
+   " cases reported in it (run: pooled over the complete periods after the warm-up; daily: the"
+   " last 30 days' reports as of the day's end)", "higher", table="both")
+_o("true_resolution_rate", "True resolution rate", "share",
+   "Cases reported in a 30-day period and truly resolved by its end, over all cases reported in"
+   " it (pooled over the complete periods after the warm-up)", "higher")
+_o("on_time_rate", "On-time closure rate", "share",
+   "Cases reported in a 30-day period and officially closed within their category's deadline,"
+   " over all cases reported in it (pooled over the periods after the warm-up whose deadlines"
+   " have all passed)", "higher")
+_o("closure_periods", "Months in the closure rate", "periods",
+   "Complete 30-day periods after the warm-up pooled in the closure and true resolution rates")
+_o("on_time_periods", "Months in the on-time rate", "periods",
+   "30-day periods after the warm-up whose deadlines have all passed, pooled in the on-time rate")
+_o("closure_rate_cumulative", "Official closure rate, end of run", "share",
+   "Recorded cases closed (incl. on paper) at the end of the run (run: cases occurring after"
+   " the warm-up; daily: all cases so far), whatever their report date", "higher", table="both")
+_o("true_resolution_rate_cumulative", "True resolution rate, end of run", "share",
+   "Recorded cases truly resolved at the end of the run (run: cases occurring after the"
+   " warm-up; daily: all cases so far)", "higher", table="both")
 _o("resolved_share_of_occurred", "Resolved share of occurred", "share", better="higher")
-_o("on_time_rate", "On-time closure rate", "share", "Closed within the category deadline", "higher")
 _o("public_safety_clearance", "Public-safety clearance", "share",
    "Public-safety incidents truly resolved / occurred", "higher")
 _o("time_to_discovery_median_h", "Time to discovery, median", "hours", better="lower")
@@ -141,7 +158,8 @@ _o("mediation_success", "Mediations succeeded", "cases/day", table="daily")
 _o("latent_open", "Undiscovered latent problems", "problems", better="lower", table="daily")
 _o("paper_closed_open", "Closed on paper, unresolved", "problems", better="lower", table="daily")
 _o("open_total", "Open incidents", "incidents", table="daily")
-_o("resolution_rate", "True resolution rate", "share", "Truly resolved / recorded, so far",
+_o("resolution_rate", "True resolution rate (last 30 days)", "share",
+   "Cases reported in the last 30 days and truly resolved by the day's end, over all of them",
    "higher", table="daily")
 _o("reporting_propensity", "Reporting propensity, mean", "x baseline", table="daily")
 _o("worker_case_hours", "Case work per worker", "hours/day", table="daily")
@@ -158,7 +176,8 @@ _o("feedback_silence", "Reporters not told", "cases/day", table="daily")
 SUMMARY_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Incidents", ("incidents_occurred", "incidents_discovered", "incidents_recorded",
                    "duplicate_reports", "lapsed")),
-    ("Handling", ("closure_rate", "true_resolution_rate", "on_time_rate",
+    ("Handling", ("closure_rate", "on_time_rate", "true_resolution_rate",
+                  "closure_rate_cumulative", "true_resolution_rate_cumulative",
                   "time_to_discovery_median_h", "time_to_discovery_p90_h",
                   "dispatch_delay_median_h", "time_to_close_median_h", "time_to_close_p90_h",
                   "time_to_resolution_median_h", "time_to_resolution_p90_h",
@@ -171,7 +190,7 @@ SUMMARY_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 #: Outcomes compared by ``govsim compare`` and summarised by default.
 COMPARE: tuple[str, ...] = (
-    "closure_rate", "true_resolution_rate", "time_to_resolution_median_h",
+    "closure_rate", "on_time_rate", "true_resolution_rate", "time_to_resolution_median_h",
     "time_to_resolution_p90_h", "time_to_discovery_median_h", "incidents_occurred",
     "incidents_recorded", "harm", "perceived_safety_mean", "survey_share_safe", "trust_mean",
     "worker_utilisation",
@@ -205,6 +224,11 @@ def label(name: str) -> str:
 
 def unit(name: str) -> str:
     return get(name).unit
+
+
+def unit_text(unit: str) -> str:
+    """How a unit reads next to a number or on an axis (shares as %, 0-1 scales named)."""
+    return _UNIT_TEXT.get(unit, unit)
 
 
 def axis_label(name: str) -> str:

@@ -107,6 +107,14 @@ class Patrols:
         )
         # Mean hours per cell visit, household calls included (a visit covers a cell's share).
         self.hours_per_visit = self.required_patrol_h / (city.grid_n_cells / gw.target_revisit_days)
+        # Grid workers (full-time equivalents) per grid: per_grid each, or a city total spread
+        # over grids by population (a worker may cover parts of several grids). Staff and grid
+        # count are separate levers: regridding with the same staff keeps the total.
+        if gw.total is None:
+            self.workers_grid = np.full(city.n_grids, float(gw.per_grid))
+        else:
+            pop = city.grid_population.astype(np.float64)
+            self.workers_grid = gw.total * pop / pop.sum() if pop.sum() > 0 else np.zeros(city.n_grids)
         self.last_worker_visit = np.full(n_cells, -1_000_000.0)
         self.presence = np.zeros(n_cells)          # EWMA of guardian visits (visits/day)
         self.hotspot = np.zeros(n_cells)           # EWMA of incident counts (hot-spot policing)
@@ -138,37 +146,41 @@ class Patrols:
             # Fusion staffs every grid beat alike (Anyuan: an officer and an auxiliary per
             # grid); officers left over go where people are.
             even = officers // self.n_beats
-            self.officers_per_beat = even + _allocate(officers - even * self.n_beats, beat_pop + 1e-9)
+            self.officers_per_beat = even + allocate(officers - even * self.n_beats, beat_pop + 1e-9)
         else:
             # Officers spread over beats in proportion to population (largest remainder).
-            self.officers_per_beat = _allocate(officers, beat_pop + 1e-9)
+            self.officers_per_beat = allocate(officers, beat_pop + 1e-9)
         # Response travel: half the side of a square beat of the beat's area, at driving speed.
         beat_area = np.bincount(self.beat_of_cell, minlength=self.n_beats) * city.cell_km**2
         self.response_travel_days_of_cell = (
             0.5 * np.sqrt(beat_area) / cfg.police.response_speed_kmh / 24.0
         )[self.beat_of_cell]
         vp = cfg.volunteers
-        self.vpolice_per_beat = _allocate(int(round(vp.volunteer_police)), beat_pop + 1e-9)
+        self.vpolice_per_beat = allocate(int(round(vp.volunteer_police)), beat_pop + 1e-9)
         self.beat_last_cell = np.full(self.n_beats, -1, dtype=np.int64)
         # Community volunteers live among residents: per grid in proportion to population.
-        self.volunteers_per_grid = _allocate(int(round(vp.community)), city.grid_population + 1e-9)
+        self.volunteers_per_grid = allocate(int(round(vp.community)), city.grid_population + 1e-9)
         self.pop_weight = city.population.astype(np.float64) + 0.05 * city.population.mean()
         self.pop_p = self.pop_weight / self.pop_weight.sum()
         self.today: DayVisits | None = None
 
     # ------------------------------------------------------------------ workers
-    def plan_workers(self, day: int, case_hours: np.ndarray) -> None:
+    def plan_workers(self, day: int, case_hours: np.ndarray) -> np.ndarray:
         """Split each grid's worker hours into paperwork, case work and patrol.
 
         Args:
             day: the model day.
             case_hours: (n_grids,) hours of case work waiting for each grid's workers (on-the-spot
-                fixes and community cases routed to them since the last plan).
+                fixes and community cases routed to them, and work carried over).
+
+        Returns:
+            (n_grids,) case hours left undone today (the model carries them over when
+            ``grid_workers.overload_slowdown`` is on).
         """
         cfg = self.config
-        per = cfg.grid_workers.per_grid
+        per = self.workers_grid
         budget = per * cfg.grid_workers.hours_per_day
-        paper = np.full(self.city.n_grids, min(budget, per * self.paper_h_per_worker))
+        paper = np.minimum(budget, per * self.paper_h_per_worker)
         case = np.minimum(budget - paper, case_hours)
         # Every hour left after paperwork and case work goes to patrol and household calls.
         patrol = np.maximum(0.0, budget - paper - case)
@@ -180,6 +192,17 @@ class Patrols:
         demand = per * self.paper_h_per_worker + case_hours + self.required_patrol_h
         with np.errstate(invalid="ignore", divide="ignore"):
             self.worker_util_grid = np.where(budget > 0, demand / budget, np.inf)
+        # Days a new community case waits for the grid's workers: the case work already
+        # waiting beyond today's free hours, worked through at the free hours per day (at least
+        # one hour a day: someone always gets to it eventually).
+        free = budget - paper
+        self.case_delay_days_grid = np.maximum(0.0, case_hours - free) / np.maximum(free, 1.0)
+        return case_hours - case
+
+    def per_worker(self, per_grid_hours: np.ndarray) -> float:
+        """City-wide hours per worker (full-time equivalent) of a per-grid quantity."""
+        w = self.workers_grid.sum()
+        return float(per_grid_hours.sum() / w) if w > 0 else float("nan")
 
     # ------------------------------------------------------------------ one day
     def draw(self, day: int, rng: np.random.Generator, case_hours: np.ndarray) -> DayVisits:
@@ -198,7 +221,7 @@ class Patrols:
         cfg = self.config
         city = self.city
         n = city.n_cells
-        self.plan_workers(day, case_hours)
+        self.case_hours_left = self.plan_workers(day, case_hours)
 
         # Joint screening rounds: each grid once every interval_days, staggered by grid id.
         screened = np.zeros(n, dtype=bool)
@@ -274,7 +297,7 @@ class Patrols:
             self.hotspot += np.bincount(cells, minlength=len(self.hotspot))
 
 
-def _allocate(total: int, weights: np.ndarray) -> np.ndarray:
+def allocate(total: int, weights: np.ndarray) -> np.ndarray:
     """Largest-remainder allocation of an integer total in proportion to weights."""
     weights = np.asarray(weights, dtype=np.float64)
     if total <= 0 or weights.sum() <= 0:

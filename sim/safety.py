@@ -22,11 +22,20 @@ N_c``: per resident one scaling, one add and one gathered add, with per-cell sum
 ``np.add.reduceat`` over the residents sorted by home cell, so a day costs a few passes over
 the resident arrays whatever the city's size.
 
+Victimisation is an event that happens to one person. A resident agent stands for
+``population.scale`` people, so the victim agent is hit ``scale`` times as often as one person:
+the agent's own state changes with probability ``1 / scale`` per event
+(:meth:`~sim.agents.ResidentPopulation.represented`), so that each agent lives the history of one
+of its people and every share and mean over agents estimates the same quantity at any scale.
+
 The survey samples ``survey_sample`` resident agents uniformly (the way the provincial phone
 survey samples people; each agent stands for the same number of people) and asks whether they
-feel safe; a resident says yes with probability ``s`` (+ a configurable acquiescence bias). The
-share answering yes has a Wilson 95% interval: at 95-99% the differences between scenarios are
-small and must be read with that interval.
+feel safe. The answer is a threshold model: a respondent answers "safe" when
+``s + bias + e > survey_safe_threshold`` with ``e ~ Normal(0, survey_answer_sd)``, so a
+population that feels safe answers almost all "safe" and the share answering "unsafe" is the
+share of residents whose perceived safety is near or below the threshold
+(:func:`p_answer_safe`). The share answering yes has a Wilson 95% interval: at 95-99% the
+differences between scenarios are small and must be read with that interval.
 """
 
 from __future__ import annotations
@@ -50,6 +59,26 @@ class SurveyResult:
     share_safe: float
     ci_low: float
     ci_high: float
+
+
+def p_answer_safe(safety: np.ndarray, config: SafetyConfig) -> np.ndarray:
+    """Probability that a resident with perceived safety ``safety`` answers "safe":
+    ``Phi((s + bias - threshold) / sd)`` (a step at the threshold when ``sd`` is 0).
+
+    Args:
+        safety: perceived safety of each respondent, [0, 1].
+        config: the scenario's ``safety`` section (``survey_safe_threshold``,
+            ``survey_answer_sd``, ``survey_nonresponse_bias``).
+    """
+    margin = np.asarray(safety, dtype=np.float64) + config.survey_nonresponse_bias - config.survey_safe_threshold
+    if config.survey_answer_sd <= 0:
+        return (margin > 0).astype(np.float64)
+    return stats.norm.cdf(margin / config.survey_answer_sd)
+
+
+def expected_share_safe(safety: np.ndarray, config: SafetyConfig) -> float:
+    """The share of all residents who would answer "safe" (what a survey wave estimates)."""
+    return float(p_answer_safe(safety, config).mean()) if len(safety) else float("nan")
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -83,7 +112,9 @@ class SafetyModel:
         nb9 = np.concatenate([np.arange(city.n_cells)[:, None], nb], axis=1)
         self._nb_valid = nb9 >= 0
         self._nb_idx = np.where(self._nb_valid, nb9, 0)
-        self.per100 = np.maximum(res.per_cell * res.scale, 1.0) / 100.0
+        # per 100 people living in the cell (not agents x scale: a rounded agent count would
+        # make a sparse cell's exposure depend on the scale)
+        self.per100 = np.maximum(res.people, 1.0) / 100.0
         cnt = res.per_cell.astype(np.float64)
         self._nb_cnt = np.where(self._nb_valid, cnt[self._nb_idx], 0.0).sum(axis=1)
         # s <- (1 - spread)[(1 - relax) s + relax b + delta_cell] + spread N_cell, rearranged so
@@ -133,19 +164,32 @@ class SafetyModel:
         return float(self.cell_sum.sum() / n) if n else float("nan")
 
     def victimise(self, residents: np.ndarray, day: int) -> None:
-        """Victims' perceived safety falls sharply; they remember it."""
+        """Victims' perceived safety falls sharply (by ``victim_drop``); they remember it.
+
+        Each entry is one victimised person among the people the agent stands for; the
+        agent's perceived safety falls with probability ``1 / scale`` per entry (up to the
+        rounding of its cell's agents; :meth:`~sim.agents.ResidentPopulation.represented`), so
+        the expected fall of the mean
+        and the share of residents feeling unsafe do not depend on ``population.scale``. The
+        counters (``victimisations``, ``last_event_day``) record every event.
+        """
         residents = residents[residents >= 0]
         if len(residents) == 0:
             return
         res = self.residents
-        drop = self.config.victim_drop
-        np.subtract.at(res.safety, residents, np.float32(drop))
-        np.clip(res.safety, 0.0, 1.0, out=res.safety)
         np.add.at(res.victimisations, residents, 1)
         res.last_event_day[residents] = day
+        hit = residents[res.represented(residents, day)]
+        if len(hit) == 0:
+            return
+        drop = self.config.victim_drop
+        np.subtract.at(res.safety, hit, np.float32(drop))
+        np.clip(res.safety, 0.0, 1.0, out=res.safety)
 
     def survey(self, day: int, rng: np.random.Generator) -> SurveyResult:
-        """One survey wave: sample residents, ask whether they feel safe."""
+        """One survey wave: sample residents without replacement and ask whether they feel
+        safe; each answers "safe" when ``s + bias + e > survey_safe_threshold``,
+        ``e ~ Normal(0, survey_answer_sd)`` (see :func:`p_answer_safe`)."""
         cfg = self.config
         res = self.residents
         n = min(cfg.survey_sample, res.n)
@@ -153,8 +197,9 @@ class SafetyModel:
             out = SurveyResult(day, 0, float("nan"), float("nan"), float("nan"))
         else:
             who = rng.choice(res.n, size=n, replace=False)
-            p_yes = np.clip(res.safety[who] + cfg.survey_nonresponse_bias, 0.0, 1.0)
-            yes = int((rng.random(n) < p_yes).sum())
+            latent = (res.safety[who].astype(np.float64) + cfg.survey_nonresponse_bias
+                      + cfg.survey_answer_sd * rng.standard_normal(n))
+            yes = int((latent > cfg.survey_safe_threshold).sum())
             lo, hi = wilson_interval(yes, n)
             out = SurveyResult(day, n, yes / n, lo, hi)
         self.surveys.append(out)

@@ -56,14 +56,14 @@ def make_levers(out: Path, reps: int = 3) -> Path:
             "paperwork": [{"paperwork.forms": 118, "paperwork.inspection_items": 100},
                           {"paperwork.forms": 49, "paperwork.inspection_items": 26}],
         },
-        "replications": reps, "seed": 5, "days": 30, "warmup_days": 5,
+        "replications": reps, "seed": 5, "days": 35, "warmup_days": 5,  # one complete month
         "outputs": {"timeseries": True, "timeseries_every": 1},
     })
     return run_experiment(exp, out=out, workers=1)
 
 
 def make_sobol(out: Path) -> Path:
-    """A Sobol' design (3 factors, N = 8: 40 runs of 25 days), analysed into ``analysis/``."""
+    """A Sobol' design (3 factors, N = 8: 40 runs of 30 days), analysed into ``analysis/``."""
     from sim.analysis.sensitivity import analyze
     from sim.batch import build_experiment, run_experiment
 
@@ -74,7 +74,7 @@ def make_sobol(out: Path) -> Path:
                     "paperwork.forms": {"low": 30, "high": 130},
                     "channels.snap_report.resident_adoption": {"low": 0.0, "high": 0.3}},
         "design": {"kind": "sobol", "base_samples": 8},
-        "replications": 1, "seed": 7, "days": 25, "warmup_days": 5,
+        "replications": 1, "seed": 7, "days": 30, "warmup_days": 0,  # one complete month
         "outputs": {"timeseries": False},
         "outcomes": ["closure_rate", "true_resolution_rate", "time_to_discovery_median_h",
                      "worker_utilisation"],

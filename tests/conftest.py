@@ -25,13 +25,15 @@ def _only(category: str, per_day: float, population: int = SMALL_CITY["city.popu
           **cat_overrides) -> dict:
     """Overrides under which only ``category`` occurs, at ``per_day`` expected background
     incidents per day for the whole city (base rate is per 1000 residents per year), with no
-    near repeats, no deterrence and no broken-windows feedback unless overridden."""
+    near repeats, no deterrence, no broken-windows feedback and the urban rate in rural cells
+    too unless overridden."""
     ov = {f"incidents.{c}.base_rate": 0.0 for c in CATEGORIES if c != category}
     p = f"incidents.{category}."
     ov[p + "base_rate"] = per_day * 365.0 * 1000.0 / population
     ov[p + "near_repeat_branching"] = 0.0
     ov[p + "deterrable"] = False
     ov[p + "disorder_sensitivity"] = 0.0
+    ov[p + "rural_rate_factor"] = 1.0  # the same rate in every cell, so the city total is known
     ov["dynamics.deterrence_per_visit"] = 0.0
     for k, v in cat_overrides.items():
         ov[p + k] = v

@@ -42,6 +42,7 @@ def test_run_writes_tidy_tables_and_metadata(tmp_path):
     ts = m.timeseries()
     pd.testing.assert_series_equal(ts["occurred"], r.timeseries["occurred"], check_names=False)
     assert np.isclose(m.summary(10)["closure_rate"], r.runs.loc[0, "closure_rate"])
+    assert r.runs.loc[0, "closure_rate"] == r.runs.loc[0, "closure_rate"]  # a month after warm-up
 
 
 def test_quiet_prints_only_the_path(tmp_path):

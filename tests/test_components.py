@@ -93,7 +93,8 @@ def _one_incident(log: IncidentLog, category: str, cell: int, t: float) -> int:
 def test_channels_a_certain_patrol_finds_a_latent_problem_and_fixes_it_on_the_spot():
     cfg, city, res, cat = _parts(**{"incidents.infrastructure.patrol_detect_prob": 1.0,
                                     "incidents.infrastructure.on_spot_fix_prob": 1.0,
-                                    "incidents.infrastructure.on_spot_hours": 2.0})
+                                    "incidents.infrastructure.on_spot_hours": 2.0,
+                                    "paperwork.report_hours_per_form": 0.0})  # staff record all
     ch = Channels(cfg, city, cat, res)
     log = IncidentLog()
     cell = int(np.argmax(city.population))
@@ -167,7 +168,8 @@ def test_dispatcher_escalates_failures_tier_by_tier_then_abandons():
     cfg, city, res, cat = _parts(**{"incidents.infrastructure.success_prob": 0.0,
                                     "incidents.infrastructure.paper_close_prob": 0.0,
                                     "incidents.infrastructure.route": "community",
-                                    "handling.max_attempts": max_att, "tiers.enabled": False})
+                                    "handling.max_attempts": max_att, "tiers.enabled": False,
+                                    "handling.escalate_prob": 1.0})
     log = IncidentLog()
     i = _one_incident(log, "infrastructure", 0, 0.0)
     log.state[i] = State.KNOWN
@@ -206,12 +208,12 @@ def test_feedback_moves_trust_by_the_configured_formula():
     fb = cfg.feedback
     who = np.array([0, 1, 2, 3], dtype=np.int32)
     before = res.trust[who].astype(np.float64)
-    counts = res.hear_feedback(FeedbackEvents(who, np.array([True, True, False, False]), True), 10)
+    counts = res.hear_feedback(FeedbackEvents(who, np.array([True, True, False, False]), True, np.full(4, 10.0)), 10)
     assert counts == {"feedback_fixed": 2, "feedback_not_fixed": 2, "feedback_silence": 0}
     np.testing.assert_allclose(res.trust[who[:2]], before[:2] + fb.trust_gain * (1 - before[:2]), rtol=1e-6)
     np.testing.assert_allclose(res.trust[who[2:]], before[2:] * (1 - fb.trust_loss_failure), rtol=1e-6)
     assert (res.last_event_day[who] == 10).all()
-    silent = res.hear_feedback(FeedbackEvents(who[:1], np.array([True]), False), 11)
+    silent = res.hear_feedback(FeedbackEvents(who[:1], np.array([True]), False, np.full(1, 11.0)), 11)
     assert silent["feedback_silence"] == 1
 
 

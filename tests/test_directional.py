@@ -170,7 +170,10 @@ def test_silence_lowers_trust(loop_pair):
     trust = off.residents.trust
     assert (trust <= initial).all()
     df = off.incident_table()
-    silenced = np.unique(df.loc[df["feedback"] == "silence", "reporter"].to_numpy())
+    # silence is felt when the feedback would have reached the reporter, before the run's end
+    t_close = df["t_failed"].where(df["state"] == "failed", df["t_closed"])
+    felt = t_close + off.config.feedback.delay_hours / 24.0 < off.steps
+    silenced = np.unique(df.loc[(df["feedback"] == "silence") & felt, "reporter"].to_numpy())
     assert np.array_equal(np.flatnonzero(trust < initial), silenced)
     assert off.summary()["trust_mean"] < initial.mean()
     assert off.summary()["trust_mean"] < on.summary()["trust_mean"]

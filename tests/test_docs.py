@@ -43,7 +43,9 @@ STRUCTURAL = (
     "population.scale", "volunteers.agent_scale",
     # lever switches and choices
     "channels.*.enabled", "tiers.enabled", "fusion.enabled", "feedback.closed_loop",
-    "police.strategy",
+    "police.strategy", "handling.social_work.enabled", "grid_workers.overload_slowdown",
+    # staff levers whose default (None) means "the ratio-based staffing applies"
+    "grid_workers.total", "handling.*.staff",
     # observation schedule
     "safety.survey_interval_days",
     # what a category is and where it goes by default

@@ -67,7 +67,10 @@ def test_recorded_seed_reproduces_a_run_alone(tmp_path):
     m.run(exp.spec.days)
     s = m.summary(exp.spec.warmup_days)
     assert s["incidents_occurred"] == row["incidents_occurred"]
-    assert s["closure_rate"] == row["closure_rate"]
+    # the windowed closure needs a month after the warm-up (NaN in this short run)
+    assert s["closure_rate"] == row["closure_rate"] or (np.isnan(s["closure_rate"])
+                                                          and np.isnan(row["closure_rate"]))
+    assert s["incidents_recorded"] == row["incidents_recorded"]
     assert s["survey_share_safe"] == row["survey_share_safe"] or np.isnan(row["survey_share_safe"])
 
 

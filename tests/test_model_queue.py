@@ -66,6 +66,9 @@ def mmc_model(small_city, only_category):
         "police.response_servers_per_officer": 0.05,
         "fusion.enabled": False,
         "tiers.enabled": False,
+        # without fusion a public-safety case is handed between police and grid offices; not
+        # here: the police pool alone must be the M/M/c queue
+        "incidents.public_safety.joint": False,
     })
     m = GovernanceModel(rng=4242, **ov)
     m.run(DAYS)

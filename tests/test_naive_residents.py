@@ -210,7 +210,7 @@ def compare(vec: list[dict], naive: list[dict], lam: np.ndarray) -> list[str]:
 @pytest.fixture(scope="module")
 def outcomes(city):
     gov, inputs, state = city
-    lam = cell_rates(gov.city.population, gov.city.risk, gov.cat, inputs).sum(axis=1)
+    lam = cell_rates(gov.city.population, gov.city.risk, gov.cat, inputs, gov.city.urban).sum(axis=1)
     return (run_vectorised(gov, inputs, state, R_VEC), run_naive(gov, inputs, state, R_NAIVE), lam)
 
 
@@ -260,7 +260,7 @@ def test_cell_rates_are_the_models_arrival_rates(small_city, monkeypatch):
     gov.step()
     assert len(seen) == N_CAT
     np.testing.assert_allclose(np.array(seen),
-                               cell_rates(gov.city.population, gov.city.risk, gov.cat, inputs),
+                               cell_rates(gov.city.population, gov.city.risk, gov.cat, inputs, gov.city.urban),
                                rtol=1e-12, atol=0)
 
 

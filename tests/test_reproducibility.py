@@ -56,7 +56,7 @@ def reference(small_city):
 
 def test_same_seed_same_run(small_city, reference):
     again = _run(small_city)
-    assert reference.incidents.n > 1000
+    assert reference.incidents.n > 500  # not a trivial run (most of the small city is rural)
     _assert_same_run(reference, again)
     assert np.array_equal(reference.residents.trust, again.residents.trust)
     assert np.array_equal(reference.residents.safety, again.residents.safety)
@@ -155,7 +155,7 @@ def test_crn_policy_does_not_reshuffle_untouched_categories(small_city, referenc
         return df.loc[sel, ["cell", "t_occurred", "severity", "victim", "origin"]].reset_index(
             drop=True)
 
-    assert len(infra(reference)) > 500
+    assert len(infra(reference)) > 200
     assert_frame_equal(infra(reference), infra(other), check_exact=True)
     # while the run as a whole did change
     a, b = reference.incident_table(), other.incident_table()

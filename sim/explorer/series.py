@@ -77,8 +77,8 @@ class Headline:
 
 
 HEADLINES: tuple[Headline, ...] = (
-    Headline("closure_rate", "closure_rate"),
-    Headline("resolution_rate", "true_resolution_rate"),
+    Headline("closure_rate", "closure_rate", "last 30 days' reports"),
+    Headline("resolution_rate", "true_resolution_rate", "last 30 days' reports"),
     Headline("backlog", "backlog"),
     Headline("ttr7_h", "time_to_resolution_median_h", "last 7 days"),
     Headline("latent_open", "latent_open_end"),

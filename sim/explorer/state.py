@@ -28,6 +28,7 @@ import solara
 from sim.codes import CHANNELS
 from sim.model import GovernanceModel
 from sim.paths import SCENARIO_DIR
+from sim.safety import expected_share_safe
 from sim.scenario import ScenarioError, load_scenario
 
 #: Environment variable through which ``govsim explore SCENARIO`` names the scenario to open.
@@ -45,6 +46,7 @@ CHANNEL_LABELS = {
     "police_patrol": "Police patrols",
     "joint_screening": "Joint screening (needs fusion)",
     "drone": "Drone overflights",
+    "deliberation": "Residents' deliberation meetings",
 }
 
 
@@ -211,11 +213,8 @@ class Run:
             sel = (tr >= d - 6) & (tr < d + 1)
         dt = (tr[sel] - log.t_reported[:n][sel]) * 24.0
         self.ttr7_h.append(float(np.median(dt)) if len(dt) else float("nan"))
-        res = m.residents
-        # the survey's answer model: a resident answers "safe" with probability safety + bias
-        bias = m.config.safety.survey_nonresponse_bias
-        self.expected_safe.append(
-            float(np.clip(res.safety + bias, 0.0, 1.0).mean()) if res.n else float("nan"))
+        # the survey's answer model (threshold with noise), averaged over all residents
+        self.expected_safe.append(expected_share_safe(m.residents.safety, m.config.safety))
 
 
 class ExplorerModel(mesa.Model):
