@@ -185,18 +185,14 @@ def cmd_experiment_run(args: argparse.Namespace) -> int:
                       f" point(s) x {exp.spec.replications} replication(s) = {exp.n_runs} runs of"
                       f" {exp.spec.days} days on {_esc(where)}")
     try:
-        path = run_experiment(exp, client, out=out, resume=args.resume, force=args.force,
-                              workers=args.workers, scheduler=None if client else args.scheduler,
-                              progress=not args.quiet)
-    except KeyboardInterrupt:
-        _console(stderr=True).print("interrupted: finished runs are saved; continue with --resume")
-        return 130
-    except _batch_error() as exc:  # says how to resume
-        _console(stderr=True).print(f"[red]error:[/red] {_esc(exc)}")
-        return 1
+        path = _run_batch(run_experiment, exp, client, out=out, resume=args.resume,
+                          force=args.force, workers=args.workers,
+                          scheduler=None if client else args.scheduler, progress=not args.quiet)
     finally:
         if client is not None:
             client.close()
+    if isinstance(path, int):
+        return path
     status = _status_table(path)
     console.print(status)
     _print_worker_losses(path)
@@ -223,6 +219,19 @@ def _print_worker_losses(path: Path) -> None:
 
     if note := worker_loss_note(path):
         _console(stderr=True).print(f"[yellow]{_esc(note)}[/yellow]")
+
+
+def _run_batch(run_experiment, *args, **kwargs) -> Path | int:
+    """``run_experiment(*args, **kwargs)``, or the exit status when it was interrupted (130) or
+    stopped (1, with the message saying how to resume)."""
+    try:
+        return run_experiment(*args, **kwargs)
+    except KeyboardInterrupt:
+        _console(stderr=True).print("interrupted: finished runs are saved; continue with --resume")
+        return 130
+    except _batch_error() as exc:  # says how to resume
+        _console(stderr=True).print(f"[red]error:[/red] {_esc(exc)}")
+        return 1
 
 
 def _status_table(path):
@@ -303,15 +312,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     console = _console()
     console.print(f"Comparing {_esc(', '.join(labels))}: {args.reps} paired replications of {days} days"
                   f" (seed {raw['seed']}; replication i shares its seed across scenarios)")
-    try:
-        path = run_experiment(exp, out=out, resume=args.resume, force=args.force,
-                              workers=args.workers, progress=True)
-    except KeyboardInterrupt:
-        _console(stderr=True).print("interrupted: finished runs are saved; continue with --resume")
-        return 130
-    except _batch_error() as exc:  # says how to resume
-        _console(stderr=True).print(f"[red]error:[/red] {_esc(exc)}")
-        return 1
+    path = _run_batch(run_experiment, exp, out=out, resume=args.resume, force=args.force,
+                      workers=args.workers, progress=True)
+    if isinstance(path, int):
+        return path
     _print_worker_losses(path)
     res = load(path, incidents=False)
     table = compare(res, baseline=args.baseline or labels[0])

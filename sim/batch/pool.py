@@ -236,6 +236,10 @@ def as_executor(executor: Any) -> cf.Executor:
     return executor
 
 
+#: Seconds to wait for a Dask scheduler to answer.
+CONNECT_TIMEOUT_S = 10
+
+
 @contextlib.contextmanager
 def open_executor(executor: Any, scheduler: str | None, workers: int | None,
               n_todo: int) -> Iterator[FixedExecutor | LocalPool]:
@@ -252,7 +256,9 @@ def open_executor(executor: Any, scheduler: str | None, workers: int | None,
         if scheduler == "local":
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                    dashboard_address=None)
-        client = Client(cluster if cluster is not None else scheduler)
+        # a scheduler that does not answer fails within the timeout, not after distributed's
+        # default of 30 s (the CLI checks the address before writing anything, too)
+        client = Client(cluster if cluster is not None else scheduler, timeout=CONNECT_TIMEOUT_S)
         try:
             yield FixedExecutor(client.get_executor(pure=False))
         finally:
