@@ -283,7 +283,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from sim.analysis.tables import comparison_table
     from sim.batch import build_experiment, run_experiment
     from sim.batch.results import DEFAULT_RESULTS_DIR, load
-    from sim.files import safe_name
+    from sim.files import atomic_write, atomic_write_parquet, safe_name
 
     labels = [Path(s).stem for s in args.scenarios]
     if len(set(labels)) != len(labels):
@@ -319,8 +319,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     _print_worker_losses(path)
     res = load(path, incidents=False)
     table = compare(res, baseline=args.baseline or labels[0])
-    table.to_csv(path / "comparison.csv", index=False)
-    table.to_parquet(path / "comparison.parquet", index=False)
+    atomic_write(path / "comparison.csv", lambda tmp: table.to_csv(tmp, index=False))
+    atomic_write_parquet(path / "comparison.parquet", table)
     console.print(comparison_table(table))
     console.print(f"Results: [bold]{path}[/bold] (comparison.csv beside the runs)")
     failed = int((res.runs["status"] != "done").sum())

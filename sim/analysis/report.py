@@ -336,7 +336,9 @@ def _headline(res: Any, kind: str, extra: dict[str, Any]) -> list[dict]:
 # --------------------------------------------------------------------------- figures
 #: Figures of a single run: (daily outcome, caption), (cell column, caption), (grouping, caption).
 _RUN_SERIES = {
-    "closure_rate": "Official closure rate by day (closed, including on paper, / recorded).",
+    "closure_rate": "Official closure rate by day: cases reported in the last 30 days and "
+                    "closed (including on paper) by the end of the day, over all reported in "
+                    "them.",
     "backlog": "Known cases not yet closed at the end of each day.",
     "perceived_safety": "Residents' mean perceived safety (the model's own mean, no sampling).",
     "survey_share_safe": "Survey waves: share answering 'safe', with each wave's 95% Wilson "

@@ -272,9 +272,10 @@ RATES = {"closure_rate": "closure_rate", "resolution_rate": "true_resolution_rat
 
 
 def rates_chart(model: ExplorerModel, df: pd.DataFrame | None = None) -> Figure:
-    """Official closure rate and true resolution rate (share of recorded cases), per run."""
+    """Official closure rate and true resolution rate of the cases reported in the last 30 days
+    (closed, or truly resolved, by the end of each day, over all of them), per run."""
     df = series(model) if df is None else df
-    title = "Closure rate and true resolution rate"
+    title = "Closure and true resolution of the last 30 days' reports"
     if df.empty:
         return _empty(title, CHART_W, CHART_H)
     names = {col: outcomes.label(name) for col, name in RATES.items()}
@@ -285,7 +286,8 @@ def rates_chart(model: ExplorerModel, df: pd.DataFrame | None = None) -> Figure:
     ref = fig.data(long)
     fig.build(lambda: alt.Chart(ref).mark_line(strokeWidth=2).encode(
         x=_day_axis(),
-        y=alt.Y("share:Q", title="Share of recorded cases", axis=alt.Axis(format="%"),
+        y=alt.Y("share:Q", title="Share of cases reported in the last 30 days",
+                axis=alt.Axis(format="%"),
                 scale=alt.Scale(zero=False)),
         color=alt.Color("run:N", title="Scenario", scale=_run_colour(model)),
         strokeDash=alt.StrokeDash("measure:N", title="Measure",
