@@ -186,7 +186,7 @@ def test_explorer_in_headless_chromium(server, tmp_path):
             page.wait_for_selector(".govsim-map .vega-embed canvas", timeout=60_000)
             for chart in ("rates", "backlog", "ttr", "channels", "survey"):
                 page.wait_for_selector(f".govsim-chart-{chart} svg.marks", timeout=30_000)
-            assert "Closure rate and true resolution rate" in page.locator(".govsim-chart-rates svg.marks").text_content()
+            assert "Closure and true resolution of the last 30 days' reports" in page.locator(".govsim-chart-rates svg.marks").text_content()
             canvas = page.locator(".govsim-map canvas").first.bounding_box()
             assert canvas["width"] > 400 and canvas["height"] > 400, canvas
 
