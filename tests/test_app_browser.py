@@ -81,6 +81,16 @@ def _group_members(pgid: int) -> list[int]:
 @pytest.fixture
 def server(tmp_path):
     """The explorer's server in its own process group; stopped (SIGTERM) and checked after."""
+    yield from _serve(tmp_path, "default")
+
+
+@pytest.fixture
+def pre_reform_server(tmp_path):
+    """The explorer started on another scenario (``govsim explore district_pre_reform``)."""
+    yield from _serve(tmp_path, "district_pre_reform")
+
+
+def _serve(tmp_path, scenario: str):
     from sim.explorer.app import check_environment
 
     problems = check_environment()
@@ -88,7 +98,7 @@ def server(tmp_path):
     _require_browser()
     port = _free_port()
     log_path = tmp_path / "server.log"
-    code = f"import sys; from sim.explorer.app import serve; sys.exit(serve('default', port={port}))"
+    code = f"import sys; from sim.explorer.app import serve; sys.exit(serve({scenario!r}, port={port}))"
     env = {**os.environ, "SOLARA_TELEMETRY_MIXPANEL_ENABLE": "False"}
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=log,
@@ -256,3 +266,22 @@ def test_explorer_in_headless_chromium(server, tmp_path):
         shutil.copy(tmp_path / "explorer.png", img / "explorer.png")
         shutil.copy(tmp_path / "explorer-compare.png", img / "explorer-compare.png")
         shutil.copy(tmp_path / "step_timings_ms.json", img / "explorer-step-timings-ms.json")
+
+
+def test_explorer_opens_the_scenario_it_was_started_with(pre_reform_server):
+    """``govsim explore district_pre_reform`` opens that scenario, not the default (the
+    session's settings are made at import, before the server knew the scenario)."""
+    url, _proc, _log = pre_reform_server
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.goto(url, timeout=120_000)
+            page.wait_for_selector(".govsim-day", timeout=120_000)
+            page.wait_for_function(
+                "() => document.body.innerText.includes('district_pre_reform')", timeout=60_000)
+            assert "district_pre_reform" in page.inner_text("body")
+        finally:
+            browser.close()

@@ -24,7 +24,13 @@ from mesa.visualization import SolaraViz
 
 from sim.explorer import patches
 from sim.explorer.components import PANELS, ScenarioPanel, panel_layout
-from sim.explorer.state import SCENARIO_ENV, ExplorerModel, current_settings
+from sim.explorer.state import (
+    SCENARIO_ENV,
+    ExplorerModel,
+    Settings,
+    current_settings,
+    initial_settings,
+)
 
 TITLE = "govsim explorer: grid governance"
 
@@ -41,11 +47,24 @@ def apply_patches() -> bool:
     return patches.apply(panel_layout)
 
 
+def _session_model() -> ExplorerModel:
+    """The model a new browser session starts with: the scenario ``govsim explore`` was given
+    (the session's settings are still the module's defaults, made at import, before
+    :func:`serve` knew the scenario), or what this session already chose."""
+    settings = current_settings.value
+    if settings == Settings():
+        start = initial_settings()
+        if start != settings:
+            current_settings.set(start)
+            settings = start
+    return ExplorerModel(settings)
+
+
 @solara.component
 def Page():
     """One browser session: its own model and controls."""
     solara.use_memo(apply_patches, [])
-    initial = solara.use_memo(lambda: ExplorerModel(current_settings.value), [])
+    initial = solara.use_memo(_session_model, [])
     model = solara.use_reactive(initial)
     patches.use_render_context()
     solara.Title("govsim explorer")
