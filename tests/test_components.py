@@ -11,37 +11,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from component_parts import SMALL, no_visits, parts  # tests/ is on sys.path under pytest
 
-from sim.agents import ResidentPopulation
 from sim.channels import Channels
-from sim.city import city_from_scenario
 from sim.codes import CATEGORIES, Category, Channel, Feedback, Handler, State
 from sim.dispatch import NEXT_TIER, Dispatcher, FeedbackEvents
-from sim.incidents import CategoryArrays, IncidentLog
-from sim.patrols import DayVisits, Patrols
+from sim.incidents import IncidentLog
+from sim.patrols import Patrols
 from sim.safety import SafetyModel, wilson_interval
-from sim.scenario import load_scenario
-
-SMALL = {"city.width": 20, "city.height": 20, "city.population": 20_000,
-         "admin.townships": 2, "admin.communities": 4, "grids.count": 30}
 
 
-def _parts(**overrides):
-    cfg = load_scenario(None, {**SMALL, **overrides})
-    rng = np.random.default_rng(7)
-    city = city_from_scenario(cfg, rng, np.random.default_rng(8))
-    res = ResidentPopulation(cfg, city.population, np.random.default_rng(9))
-    return cfg, city, res, CategoryArrays.from_scenario(cfg.incidents)
-
-
-def _no_visits(n: int) -> DayVisits:
-    z = np.zeros(n)
-    return DayVisits(z, z.copy(), z.copy(), z.copy(), np.zeros(n, bool), np.zeros(n, bool))
+def _parts4(**overrides):
+    return parts(**overrides)[:4]
 
 
 # --------------------------------------------------------------------------- patrols
 def test_patrols_case_work_comes_before_patrol_and_workload_counts_demand():
-    cfg, city, _, _ = _parts()
+    cfg, city, _, _ = _parts4()
     p = Patrols(cfg, city)
     gw = cfg.grid_workers
     budget = gw.per_grid * gw.hours_per_day
@@ -59,7 +45,7 @@ def test_patrols_case_work_comes_before_patrol_and_workload_counts_demand():
 
 
 def test_patrols_draw_counts_match_the_staff_and_presence_is_an_ewma():
-    cfg, city, _, _ = _parts(**{"channels.drone.enabled": True, "channels.drone.cells_per_day": 5})
+    cfg, city, _, _ = _parts4(**{"channels.drone.enabled": True, "channels.drone.cells_per_day": 5})
     p = Patrols(cfg, city)
     v = p.draw(3, np.random.default_rng(1), np.zeros(city.n_grids))
     pc, vp = cfg.police, cfg.volunteers
@@ -77,7 +63,7 @@ def test_patrols_draw_counts_match_the_staff_and_presence_is_an_ewma():
 
 
 def test_patrols_with_fusion_staff_every_grid_beat():
-    cfg, city, _, _ = _parts(**{"fusion.enabled": True, "police.officers": 90})
+    cfg, city, _, _ = _parts4(**{"fusion.enabled": True, "police.officers": 90})
     p = Patrols(cfg, city)
     assert p.n_beats == city.n_grids
     assert p.officers_per_beat.sum() == 90
@@ -91,7 +77,7 @@ def _one_incident(log: IncidentLog, category: str, cell: int, t: float) -> int:
 
 
 def test_channels_a_certain_patrol_finds_a_latent_problem_and_fixes_it_on_the_spot():
-    cfg, city, res, cat = _parts(**{"incidents.infrastructure.patrol_detect_prob": 1.0,
+    cfg, city, res, cat = _parts4(**{"incidents.infrastructure.patrol_detect_prob": 1.0,
                                     "incidents.infrastructure.on_spot_fix_prob": 1.0,
                                     "incidents.infrastructure.on_spot_hours": 2.0,
                                     "paperwork.report_hours_per_form": 0.0})  # staff record all
@@ -99,7 +85,7 @@ def test_channels_a_certain_patrol_finds_a_latent_problem_and_fixes_it_on_the_sp
     log = IncidentLog()
     cell = int(np.argmax(city.population))
     i = _one_incident(log, "infrastructure", cell, 5.0)
-    visits = _no_visits(city.n_cells)
+    visits = no_visits(city.n_cells)
     visits.worker[cell] = 50.0
     det = ch.discover(5, log, visits, res.cell_propensity(), np.random.default_rng(0))
     assert log.state[i] == State.RESOLVED
@@ -112,7 +98,7 @@ def test_channels_a_certain_patrol_finds_a_latent_problem_and_fixes_it_on_the_sp
 
 
 def test_channels_disabled_channels_find_nothing_and_unreported_incidents_lapse():
-    cfg, city, res, cat = _parts(**{f"channels.{c}.enabled": False for c in
+    cfg, city, res, cat = _parts4(**{f"channels.{c}.enabled": False for c in
                                     ("hotline", "snap_report", "grid_patrol", "police_patrol",
                                      "joint_screening", "drone")})
     ch = Channels(cfg, city, cat, res)
@@ -120,7 +106,7 @@ def test_channels_disabled_channels_find_nothing_and_unreported_incidents_lapse(
     cell = int(np.argmax(city.population))
     latent = _one_incident(log, "hazard", cell, 0.0)
     dispute = _one_incident(log, "dispute", cell, 0.0)
-    visits = _no_visits(city.n_cells)
+    visits = no_visits(city.n_cells)
     visits.worker[:] = visits.police[:] = 100.0
     window = cat.report_window_days[Category.DISPUTE]
     day = int(np.ceil(window)) + 1
@@ -138,7 +124,7 @@ def _dispatcher(cfg, city, cat, log):
 
 
 def test_dispatcher_resolves_certain_cases_and_tells_the_reporter():
-    cfg, city, res, cat = _parts(**{"incidents.infrastructure.success_prob": 1.0,
+    cfg, city, res, cat = _parts4(**{"incidents.infrastructure.success_prob": 1.0,
                                     "incidents.infrastructure.route": "township",
                                     "tiers.enabled": False})
     log = IncidentLog()
@@ -165,7 +151,7 @@ def test_dispatcher_resolves_certain_cases_and_tells_the_reporter():
 
 def test_dispatcher_escalates_failures_tier_by_tier_then_abandons():
     max_att = 3
-    cfg, city, res, cat = _parts(**{"incidents.infrastructure.success_prob": 0.0,
+    cfg, city, res, cat = _parts4(**{"incidents.infrastructure.success_prob": 0.0,
                                     "incidents.infrastructure.paper_close_prob": 0.0,
                                     "incidents.infrastructure.route": "community",
                                     "handling.max_attempts": max_att, "tiers.enabled": False,
@@ -191,7 +177,7 @@ def test_dispatcher_escalates_failures_tier_by_tier_then_abandons():
 
 
 def test_dispatcher_reopen_sends_a_case_one_tier_up():
-    cfg, city, res, cat = _parts(**{"incidents.infrastructure.route": "township", "tiers.enabled": False})
+    cfg, city, res, cat = _parts4(**{"incidents.infrastructure.route": "township", "tiers.enabled": False})
     log = IncidentLog()
     i = _one_incident(log, "infrastructure", 0, 0.0)
     log.state[i] = State.PAPER_CLOSED
@@ -204,7 +190,7 @@ def test_dispatcher_reopen_sends_a_case_one_tier_up():
 
 # --------------------------------------------------------------------------- residents, safety
 def test_feedback_moves_trust_by_the_configured_formula():
-    cfg, city, res, cat = _parts()
+    cfg, city, res, cat = _parts4()
     fb = cfg.feedback
     who = np.array([0, 1, 2, 3], dtype=np.int32)
     before = res.trust[who].astype(np.float64)
@@ -218,7 +204,7 @@ def test_feedback_moves_trust_by_the_configured_formula():
 
 
 def test_safety_relaxes_to_baseline_geometrically_without_events():
-    cfg, city, res, cat = _parts(**{"safety.spread_per_day": 0.0})
+    cfg, city, res, cat = _parts4(**{"safety.spread_per_day": 0.0})
     s = SafetyModel(cfg.safety, city, res)
     res.safety[:] = 0.5
     start = res.safety.astype(np.float64).copy()
@@ -233,7 +219,7 @@ def test_safety_relaxes_to_baseline_geometrically_without_events():
 
 
 def test_victimisation_drops_safety_and_the_survey_samples_residents():
-    cfg, city, res, cat = _parts()
+    cfg, city, res, cat = _parts4()
     s = SafetyModel(cfg.safety, city, res)
     before = float(res.safety[5])
     s.victimise(np.array([5, -1]), 3)

@@ -11,34 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from component_parts import no_visits, parts  # tests/ is on sys.path under pytest
 
-from sim.agents import ResidentPopulation
-from sim.channels import DELIB, N_DAILY, Channels
-from sim.city import city_from_scenario
+from sim.channels import DELIB, N_DAILY
 from sim.codes import Category, Handler, State
-from sim.incidents import CategoryArrays, IncidentLog
-from sim.patrols import DayVisits
-from sim.scenario import load_scenario
+from sim.incidents import IncidentLog
 
-SMALL = {"city.width": 20, "city.height": 20, "city.population": 20_000,
-         "admin.townships": 2, "admin.communities": 4, "grids.count": 30}
 NO_DAILY = {f"channels.{c}.enabled": False for c in
             ("hotline", "snap_report", "grid_patrol", "police_patrol", "joint_screening", "drone")}
 ON = {"channels.deliberation.enabled": True, "channels.deliberation.interval_days": 10.0}
 Z4 = 3.89
-
-
-def _parts(**overrides):
-    cfg = load_scenario(None, {**SMALL, **overrides})
-    city = city_from_scenario(cfg, np.random.default_rng(7), np.random.default_rng(8))
-    res = ResidentPopulation(cfg, city.population, np.random.default_rng(9))
-    cat = CategoryArrays.from_scenario(cfg.incidents)
-    return cfg, city, res, cat, Channels(cfg, city, cat, res)
-
-
-def _visits(n: int) -> DayVisits:
-    z = np.zeros(n)
-    return DayVisits(z, z.copy(), z.copy(), z.copy(), np.zeros(n, bool), np.zeros(n, bool))
 
 
 def _add(log, category, cells, t, severity):
@@ -49,7 +31,7 @@ def _add(log, category, cells, t, severity):
 
 def test_meeting_calendar_is_staggered_and_exact():
     for iv in (10.0, 2.5, 7.3):
-        *_, ch = _parts(**{**ON, "channels.deliberation.interval_days": iv})
+        *_, ch = parts(**{**ON, "channels.deliberation.interval_days": iv})
         n = ch.city.n_communities
         days = 100
         count = np.zeros(n, int)
@@ -59,7 +41,7 @@ def test_meeting_calendar_is_staggered_and_exact():
             np.add.at(count, comm, 1)
         phase = iv * np.arange(n) / n
         np.testing.assert_array_equal(count, np.ceil((days - phase) / iv).astype(int))
-    _, _, _, _, off = _parts()
+    _, _, _, _, off = parts()
     assert len(off.meetings(0)[0]) == 0
 
 
@@ -92,11 +74,11 @@ VISIBLE = {"incidents.infrastructure.visibility": 1.0, "incidents.environment.vi
 @pytest.mark.parametrize("settle", [0.0, 1.0])
 def test_a_meeting_raises_the_most_severe_it_knows_and_settles_or_sends_them_on(settle):
     cap = 8
-    _cfg, city, res, cat, ch = _parts(**NO_DAILY, **ON, **VISIBLE, **{
+    _cfg, city, res, cat, ch = parts(**NO_DAILY, **ON, **VISIBLE, **{
         "channels.deliberation.requests_per_meeting": cap,
         "channels.deliberation.settle_prob": settle})
     log, disputes, latent, known, paper, elsewhere = _community_log(city, cat, 0)
-    det = ch.discover(10, log, _visits(city.n_cells), res.cell_propensity(), np.random.default_rng(0))
+    det = ch.discover(10, log, no_visits(city.n_cells), res.cell_propensity(), np.random.default_rng(0))
     # community 0 meets at t = 10.0 (phase 0); 11 problems known, the 8 most severe raised:
     # both paper-closed, both known, all four latent, none of the disputes
     raised = np.concatenate([latent, known, paper])
@@ -127,11 +109,11 @@ def test_a_meeting_raises_the_most_severe_it_knows_and_settles_or_sends_them_on(
 
 
 def test_with_spare_capacity_the_disputes_are_raised_too():
-    _cfg, city, res, cat, ch = _parts(**NO_DAILY, **ON, **VISIBLE, **{
+    _cfg, city, res, cat, ch = parts(**NO_DAILY, **ON, **VISIBLE, **{
         "channels.deliberation.requests_per_meeting": 100,
         "channels.deliberation.settle_prob": 0.0})
     log, disputes, *_ = _community_log(city, cat, 0)
-    det = ch.discover(10, log, _visits(city.n_cells), res.cell_propensity(), np.random.default_rng(0))
+    det = ch.discover(10, log, no_visits(city.n_cells), res.cell_propensity(), np.random.default_rng(0))
     assert det.raised == 11 and det.first_by_channel[DELIB] == 7
     assert (log.state[disputes] == State.KNOWN).all()
     assert log.reporter[disputes].tolist() == [3, 5, 7]  # the victims raise their disputes
@@ -139,13 +121,13 @@ def test_with_spare_capacity_the_disputes_are_raised_too():
 
 def test_settled_share_is_binomial():
     settle, n = 0.6, 3000
-    _cfg, city, res, _cat, ch = _parts(**NO_DAILY, **ON, **VISIBLE, **{
+    _cfg, city, res, _cat, ch = parts(**NO_DAILY, **ON, **VISIBLE, **{
         "channels.deliberation.requests_per_meeting": n,
         "channels.deliberation.settle_prob": settle})
     c = np.flatnonzero((city.community == 0) & (city.population > 0))[0]
     log = IncidentLog()
     _add(log, "infrastructure", [c] * n, 5.0, np.ones(n))
-    det = ch.discover(10, log, _visits(city.n_cells), res.cell_propensity(), np.random.default_rng(4))
+    det = ch.discover(10, log, no_visits(city.n_cells), res.cell_propensity(), np.random.default_rng(4))
     k = len(det.settled_ids)
     assert det.raised == n and k + len(det.new_ids) == n
     assert abs(k - n * settle) < Z4 * np.sqrt(n * settle * (1 - settle)), k
@@ -153,20 +135,20 @@ def test_settled_share_is_binomial():
 
 def test_latent_problems_are_known_with_their_visibility():
     vis, n = 0.3, 3000
-    _cfg, city, res, _cat, ch = _parts(**NO_DAILY, **ON, **{
+    _cfg, city, res, _cat, ch = parts(**NO_DAILY, **ON, **{
         "incidents.infrastructure.visibility": vis,
         "channels.deliberation.requests_per_meeting": n})
     c = np.flatnonzero((city.community == 0) & (city.population > 0))[0]
     log = IncidentLog()
     _add(log, "infrastructure", [c] * n, 5.0, np.ones(n))
-    det = ch.discover(10, log, _visits(city.n_cells), res.cell_propensity(), np.random.default_rng(4))
+    det = ch.discover(10, log, no_visits(city.n_cells), res.cell_propensity(), np.random.default_rng(4))
     assert abs(det.raised - n * vis) < Z4 * np.sqrt(n * vis * (1 - vis))
 
 
 @pytest.mark.parametrize("case", ["off_day", "disabled", "later_problem"])
 def test_nothing_happens_without_a_meeting(case):
     over = {**NO_DAILY, **VISIBLE, **({} if case == "disabled" else ON)}
-    _cfg, city, res, cat, ch = _parts(**over)
+    _cfg, city, res, cat, ch = parts(**over)
     log, *_ = _community_log(city, cat, 0)
     if case == "later_problem":  # the problems occur after the meeting
         log.t_occurred[: log.n] = 10.5
@@ -174,7 +156,7 @@ def test_nothing_happens_without_a_meeting(case):
     else:
         day = 11 if case == "off_day" else 10
     before = {k: v[: log.n].copy() for k, v in log.cols.items()}
-    det = ch.discover(day, log, _visits(city.n_cells), res.cell_propensity(), np.random.default_rng(0))
+    det = ch.discover(day, log, no_visits(city.n_cells), res.cell_propensity(), np.random.default_rng(0))
     assert det.raised == 0 and det.reports_by_channel.sum() == 0 and len(det.settled_ids) == 0
     for k, v in before.items():
         np.testing.assert_array_equal(log.cols[k][: log.n], v, err_msg=k)
@@ -188,13 +170,13 @@ def test_meetings_leave_other_channels_draws_unchanged_crn():
         over = {**VISIBLE, "channels.deliberation.enabled": on,
                 "channels.deliberation.interval_days": 10.0,
                 "channels.deliberation.requests_per_meeting": 50}
-        _cfg, city, res, _cat, ch = _parts(**over)
+        _cfg, city, res, _cat, ch = parts(**over)
         rng = np.random.default_rng(1)
         log = IncidentLog()
         cells = rng.choice(np.flatnonzero(city.population > 0), 2000)
         _add(log, "infrastructure", cells, 9.0, rng.lognormal(0, 1, 2000))
         _add(log, "dispute", cells[:500], 10.2, rng.lognormal(0, 1, 500))
-        v = _visits(city.n_cells)
+        v = no_visits(city.n_cells)
         v.worker[:] = 1.0
         v.police[:] = 1.0
         v.rider[:] = 20.0

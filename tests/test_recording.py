@@ -12,35 +12,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from component_parts import no_visits, parts  # tests/ is on sys.path under pytest
 
-from sim.agents import ResidentPopulation
-from sim.channels import Channels, record_prob
-from sim.city import city_from_scenario
+from sim.channels import record_prob
 from sim.codes import Category, Channel, State
-from sim.incidents import CategoryArrays, IncidentLog
-from sim.patrols import DayVisits
+from sim.incidents import IncidentLog
 from sim.scenario import load_scenario
 
-SMALL = {"city.width": 20, "city.height": 20, "city.population": 20_000,
-         "admin.townships": 2, "admin.communities": 4, "grids.count": 30}
 ONLY_STAFF = {"channels.hotline.enabled": False, "channels.snap_report.enabled": False,
               "incidents.infrastructure.on_spot_fix_prob": 0.0,
               # officers look at grid matters as closely as grid workers do
               "police.grid_matter_attention": 1.0, "fusion.police_grid_attention": 1.0}
 Z4 = 3.89  # two-sided 1e-4 normal quantile: a correct model fails one check in 10,000
-
-
-def _parts(**overrides):
-    cfg = load_scenario(None, {**SMALL, **overrides})
-    city = city_from_scenario(cfg, np.random.default_rng(7), np.random.default_rng(8))
-    res = ResidentPopulation(cfg, city.population, np.random.default_rng(9))
-    cat = CategoryArrays.from_scenario(cfg.incidents)
-    return cfg, city, res, cat, Channels(cfg, city, cat, res)
-
-
-def _visits(n: int) -> DayVisits:
-    z = np.zeros(n)
-    return DayVisits(z, z.copy(), z.copy(), z.copy(), np.zeros(n, bool), np.zeros(n, bool))
 
 
 def _many(log: IncidentLog, category: str, cells: np.ndarray, t: float) -> np.ndarray:
@@ -64,12 +47,12 @@ def test_record_prob_formula():
 
 
 def test_without_paperwork_staff_record_everything_they_notice():
-    _cfg, city, res, _cat, ch = _parts(**ONLY_STAFF, **{"paperwork.report_hours_per_form": 0.0,
+    _cfg, city, res, _cat, ch = parts(**ONLY_STAFF, **{"paperwork.report_hours_per_form": 0.0,
                                                       "incidents.infrastructure.patrol_detect_prob": 0.3})
     log = IncidentLog()
     cells = np.repeat(np.flatnonzero(city.population > 0)[:100], 20)
     ids = _many(log, "infrastructure", cells, 2.5)
-    v = _visits(city.n_cells)
+    v = no_visits(city.n_cells)
     v.worker[:] = 1.0
     v.police[:] = 1.0
     total_noticed = 0
@@ -84,14 +67,14 @@ def test_without_paperwork_staff_record_everything_they_notice():
 
 @pytest.mark.parametrize("channel", ["grid_patrol", "police_patrol"])
 def test_at_the_tolerance_staff_record_half_of_what_they_notice(channel):
-    _cfg, city, res, _cat, ch = _parts(**ONLY_STAFF, **{
+    _cfg, city, res, _cat, ch = parts(**ONLY_STAFF, **{
         "paperwork.forms": 100, "paperwork.report_hours_per_form": 0.02,
         "paperwork.record_tolerance_hours": 2.0, "incidents.infrastructure.patrol_detect_prob": 1.0,
         f"channels.{'police_patrol' if channel == 'grid_patrol' else 'grid_patrol'}.enabled": False})
     log = IncidentLog()
     cells = np.repeat(np.flatnonzero(city.population > 0)[:100], 40)
     ids = _many(log, "infrastructure", cells, 2.0)
-    v = _visits(city.n_cells)
+    v = no_visits(city.n_cells)
     getattr(v, "worker" if channel == "grid_patrol" else "police")[:] = 1.0  # one visit: one decision
     det = ch.discover(3, log, v, res.cell_propensity(), np.random.default_rng(11))
     noticed, recorded = _noticed_recorded(log, ids)
@@ -106,12 +89,12 @@ def test_at_the_tolerance_staff_record_half_of_what_they_notice(channel):
 
 
 def _paired(forms: int):
-    cfg, city, res, _cat, ch = _parts(**ONLY_STAFF, **{"paperwork.forms": forms,
+    cfg, city, res, _cat, ch = parts(**ONLY_STAFF, **{"paperwork.forms": forms,
                                                       "incidents.infrastructure.patrol_detect_prob": 0.5})
     log = IncidentLog()
     cells = np.repeat(np.flatnonzero(city.population > 0)[:100], 30)
     ids = _many(log, "infrastructure", cells, 2.0)
-    v = _visits(city.n_cells)
+    v = no_visits(city.n_cells)
     v.worker[:] = 1.0
     v.police[:] = 1.0
     ch.discover(3, log, v, res.cell_propensity(), np.random.default_rng(5))
@@ -139,7 +122,7 @@ def test_paperwork_cut_records_more_of_the_same_noticings_crn():
 
 def test_residents_notice_more_than_they_report_and_keep_the_hazard_at_propensity_one():
     share = 0.4
-    _cfg, city, _res, cat, ch = _parts(**{
+    _cfg, city, _res, cat, ch = parts(**{
         "channels.snap_report.enabled": False, "channels.grid_patrol.enabled": False,
         "channels.police_patrol.enabled": False, "channels.hotline.report_share": share})
     log = IncidentLog()
@@ -147,7 +130,7 @@ def test_residents_notice_more_than_they_report_and_keep_the_hazard_at_propensit
     n = 4000
     ids = _many(log, "infrastructure", np.full(n, cell), 2.0)
     prop = np.ones(city.n_cells)  # the reference propensity
-    ch.discover(3, log, _visits(city.n_cells), prop, np.random.default_rng(3))
+    ch.discover(3, log, no_visits(city.n_cells), prop, np.random.default_rng(3))
     noticed, recorded = _noticed_recorded(log, ids)
     lam = cat.public_report_hazard[Category.INFRASTRUCTURE] * city.population[cell] / 100.0
     for k, p in ((recorded.sum(), -np.expm1(-lam)), (noticed.sum(), -np.expm1(-lam / share))):
@@ -156,24 +139,24 @@ def test_residents_notice_more_than_they_report_and_keep_the_hazard_at_propensit
     # at propensity >= 1 / share everyone who notices calls
     log2 = IncidentLog()
     ids2 = _many(log2, "infrastructure", np.full(n, cell), 2.0)
-    ch.discover(3, log2, _visits(city.n_cells), prop / share, np.random.default_rng(3))
+    ch.discover(3, log2, no_visits(city.n_cells), prop / share, np.random.default_rng(3))
     noticed2, recorded2 = _noticed_recorded(log2, ids2)
     assert (noticed2 == recorded2).all()
     np.testing.assert_array_equal(noticed2, noticed)  # CRN: propensity changes reporting only
 
 
 def test_a_victim_who_does_not_call_is_noticed_and_the_case_lapses():
-    _cfg, city, res, cat, ch = _parts(**{"incidents.dispute.victim_report_prob": 0.0,
+    _cfg, city, res, cat, ch = parts(**{"incidents.dispute.victim_report_prob": 0.0,
                                         "channels.grid_patrol.enabled": False,
                                         "channels.police_patrol.enabled": False})
     log = IncidentLog()
     cell = int(np.argmax(city.population))
     i = int(_many(log, "dispute", np.array([cell]), 4.25)[0])
-    det = ch.discover(4, log, _visits(city.n_cells), res.cell_propensity(), np.random.default_rng(0))
+    det = ch.discover(4, log, no_visits(city.n_cells), res.cell_propensity(), np.random.default_rng(0))
     assert det.noticed == 1 and det.first_by_channel.sum() == 0
     assert log.state[i] == State.UNDISCOVERED and log.t_discovered[i] == pytest.approx(4.25)
     day = int(np.ceil(4.25 + cat.report_window_days[Category.DISPUTE]))
-    det = ch.discover(day, log, _visits(city.n_cells), res.cell_propensity(), np.random.default_rng(1))
+    det = ch.discover(day, log, no_visits(city.n_cells), res.cell_propensity(), np.random.default_rng(1))
     assert log.state[i] == State.LAPSED and det.lapsed == 1
     assert log.t_discovered[i] == pytest.approx(4.25)  # noticed, never recorded: the dark figure
 
