@@ -9,7 +9,7 @@ Commands::
     govsim experiment status DIR
     govsim experiment analyze DIR
     govsim compare SCENARIO_A SCENARIO_B [...] [--reps R] [--days N] [--seed S] [--workers N]
-                   [--baseline A] [--out DIR] [--set k=v ...]
+                   [--baseline A] [--out DIR] [--set k=v ...] [--posterior DIR [--members N]]
     govsim plot DIR --kind KIND [--outcome NAME] [--out FILE.png]
     govsim report DIR [--out report.html]
     govsim explore [SCENARIO] [--host 127.0.0.1] [--port 8765]
@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 EXIT_BAD_INPUT = 2
 # sim.analysis.plots.KINDS, kept here so that the parser does not import matplotlib (tests check they agree)
-PLOT_KINDS = ("timeseries", "forest", "ecdf", "map", "factor", "sensitivity", "attribution")
+PLOT_KINDS = ("timeseries", "forest", "ecdf", "map", "factor", "sensitivity", "attribution",
+              "fit", "posterior", "pairs", "implausibility")
 
 
 # Imports happen in the commands that need them: `govsim --help`, `validate`, `scenarios` and
@@ -290,6 +291,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError(f"scenario names must differ, got {labels}")
     if args.baseline and args.baseline not in labels:
         raise UsageError(f"--baseline {args.baseline!r} is not one of {labels}")
+    if args.posterior:
+        return _compare_posterior(args)
+    if args.members is not None:
+        raise UsageError("--members needs --posterior DIR (the calibration whose members to run)")
     first = load_scenario(args.scenarios[0])
     days = args.days or first.days
     warmup = args.warmup if args.warmup is not None else min(first.warmup_days, days - 1)
@@ -325,6 +330,99 @@ def cmd_compare(args: argparse.Namespace) -> int:
     console.print(f"Results: [bold]{path}[/bold] (comparison.csv beside the runs)")
     failed = int((res.runs["status"] != "done").sum())
     return 1 if failed else 0
+
+
+def _compare_posterior(args: argparse.Namespace) -> int:
+    """``compare --posterior DIR``: every scenario at each member of a calibration's posterior
+    (:func:`sim.calibration.posterior.posterior_compare`)."""
+    import pandas as pd
+
+    from sim.calibration.posterior import TABLE_FILE, default_out, format_table, posterior_compare
+
+    out = Path(args.out) if args.out else default_out(args.scenarios)
+    check.out_dir(out, force=args.force, resume=args.resume,
+                   exists_hint="add --resume to continue it or --force to start over")
+    console = _console()
+    path = _run_batch(posterior_compare, args.scenarios, args.posterior,
+                      members=args.members or 20, reps=args.reps, days=args.days,
+                      warmup=args.warmup, seed=args.seed, sets=_overrides(args.set),
+                      baseline=args.baseline, out=out, workers=args.workers, resume=args.resume,
+                      force=args.force, progress=True,
+                      note=lambda text: console.print(f"Comparing under the posterior: "
+                                                      f"{_esc(text)}"))
+    if isinstance(path, int):
+        return path
+    _print_worker_losses(path)
+    console.print(format_table(pd.read_parquet(path / f"{TABLE_FILE}.parquet")))
+    console.print(f"Results: [bold]{path}[/bold] ({TABLE_FILE}.csv beside the runs)")
+    status = pd.read_parquet(path / "runs.parquet", columns=["status"])["status"]
+    return 1 if (status != "done").any() else 0
+
+
+# --------------------------------------------------------------------------- calibration
+def _add_calibrate_parser(sub: Any) -> None:
+    """The ``calibrate`` sub-command of ``govsim``."""
+    c = sub.add_parser(
+        "calibrate", help="fit the model's free parameters to a city's figures (an ensemble)",
+        description="Screening, history matching with Gaussian-process emulators and ABC-SMC:"
+                    " a weighted ensemble of parameter sets that reproduce the fit targets, the"
+                    " hold-out targets predicted from it, and the fit table. docs/calibration.md")
+    c.add_argument("spec", help="a calibration file (path, or a name under calibration/, e.g."
+                                " pingxiang)")
+    c.add_argument("--workers", type=check.workers_option,
+                   help="worker processes (default: all cores)")
+    c.add_argument("--scheduler", help="Dask scheduler address (tcp://host:port), or 'local'")
+    c.add_argument("--out", help="results directory (default: results/calibrate-<name>)")
+    c.add_argument("--resume", action="store_true", help="continue an interrupted calibration")
+    c.add_argument("--force", action="store_true", help="delete --out and start over")
+    c.add_argument("--quiet", action="store_true", help="no progress bars")
+    c.set_defaults(func=cmd_calibrate)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from sim.batch.results import DEFAULT_RESULTS_DIR
+    from sim.calibration import load_calibration, run_calibration
+    from sim.calibration.tables import fit_table, identifiability_table
+
+    cal = load_calibration(args.spec)  # validates everything before any model run
+    out = Path(args.out) if args.out else DEFAULT_RESULTS_DIR / f"calibrate-{cal.spec.name}"
+    check.out_dir(out, force=args.force, resume=args.resume,
+                  exists_hint="add --resume to continue it or --force to start over")
+    client = None
+    if args.scheduler and args.scheduler != "local":
+        client = check.connect_scheduler(args.scheduler)
+    console = _console()
+    m = cal.spec.method
+    console.print(
+        f"[bold]{cal.spec.name}[/bold]: {len(cal.parameters)} parameters, "
+        f"{len(cal.fit_targets())} fit targets ({len(cal.targets) - len(cal.fit_targets())} held"
+        f" out or checks); screening, {m.history_matching.waves} history-matching waves of"
+        f" {m.history_matching.points} points, ABC-SMC {m.abc.generations} x {m.abc.particles};"
+        f" runs of {cal.spec.days} days x {cal.spec.replications} replication(s)")
+
+    def note(text: str) -> None:
+        console.print(f"[cyan]{_esc(text)}[/cyan]")
+
+    try:
+        path = _run_batch(run_calibration, cal, out=out, executor=client, workers=args.workers,
+                          scheduler=None if client else args.scheduler, resume=args.resume,
+                          force=args.force, progress=not args.quiet, note=note)
+    finally:
+        if client is not None:
+            client.close()
+    if isinstance(path, int):
+        return path
+    from sim.calibration.results import load
+
+    res = load(path)
+    console.print(fit_table(res.fit))
+    console.print(identifiability_table(res.identifiability))
+    for w in res.metadata.get("warnings", []):
+        _console(stderr=True).print(f"[yellow]warning:[/yellow] {_esc(w)}")
+    console.print(f"{res.metadata.get('model_runs', 0)} model runs this session."
+                  f" Results: [bold]{path}[/bold] (fit.csv, ensemble.parquet,"
+                  " scenarios/calibrated/)")
+    return 0
 
 
 # --------------------------------------------------------------------------- plots, report, explorer
@@ -422,7 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run each scenario R times with common random numbers and print each "
                                    "outcome's mean with a 95% interval and the paired difference to the baseline.")
     c.add_argument("scenarios", nargs="+", help="two or more scenario names or files")
-    c.add_argument("--reps", default=10, help="replications per scenario (default 10)",
+    c.add_argument("--reps", default=10, help="replications per scenario (default 10); with"
+                   " --posterior, per member: runs = members x reps x scenarios",
                    type=check.whole_number("--reps", schema_key=("experiment", "replications")))
     c.add_argument("--days", type=check.days_option(), help="days per run (default: the first scenario's days)")
     c.add_argument("--warmup", type=check.non_negative("--warmup"), help="days left out of the outcomes")
@@ -433,7 +532,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--set", action="append", metavar="KEY=VALUE", help="override applied to every scenario")
     c.add_argument("--resume", action="store_true", help="continue an interrupted comparison")
     c.add_argument("--force", action="store_true", help="replace an existing results directory")
+    c.add_argument("--posterior", metavar="DIR",
+                   help="a finished calibration (govsim calibrate): run the scenarios at each of"
+                        " its posterior members and split each effect's uncertainty into"
+                        " parameters and chance (default --out results/compare-A-vs-B-posterior)")
+    c.add_argument("--members", metavar="N", type=check.whole_number("--members", 1, 5000),
+                   help="posterior members used with --posterior, 1-5,000 (default 20)")
     c.set_defaults(func=cmd_compare)
+
+    _add_calibrate_parser(sub)
 
     pl = sub.add_parser("plot", help="draw a common plot of a results directory",
                         description="Draw one plot of a results directory from run, compare or experiment "

@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-ResultsKind = Literal["run", "comparison", "experiment", "sensitivity"]
-RESULTS_KINDS: tuple[str, ...] = ("run", "comparison", "experiment", "sensitivity")
+ResultsKind = Literal["run", "comparison", "experiment", "sensitivity", "calibration"]
+RESULTS_KINDS: tuple[str, ...] = ("run", "comparison", "experiment", "sensitivity", "calibration")
 
 
 class InputError(ValueError):

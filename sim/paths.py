@@ -28,8 +28,8 @@ def source_root() -> Path | None:
 
 
 def shipped_dir(kind: str) -> Path:
-    """The folder of shipped ``scenarios`` or ``experiments``."""
-    if kind not in ("scenarios", "experiments"):
+    """The folder of shipped ``scenarios``, ``experiments`` or ``calibration`` files."""
+    if kind not in ("scenarios", "experiments", "calibration"):
         raise ValueError(f"unknown kind of shipped input {kind!r}")
     root = source_root()
     if root is not None:
@@ -39,6 +39,7 @@ def shipped_dir(kind: str) -> Path:
 
 SCENARIO_DIR = shipped_dir("scenarios")
 EXPERIMENT_DIR = shipped_dir("experiments")
+CALIBRATION_DIR = shipped_dir("calibration")
 
 
 def default_results_dir() -> Path:

@@ -62,3 +62,12 @@ def only_category():
 @pytest.fixture(scope="session")
 def day_added():
     return _day_added
+
+
+@pytest.fixture(scope="session")
+def tiny_calibration_dir(tmp_path_factory):
+    """A finished calibration of the tiny problem (tests/calibration_parts.py), run once per
+    test process (about 30 s)."""
+    from calibration_parts import run_tiny
+
+    return run_tiny(tmp_path_factory.mktemp("calibration") / "tiny")

@@ -21,6 +21,11 @@ live in three modules and are all importable from here:
                                 :mod:`sim.analysis.factor_plots`)
 ==============================  ===================================================================
 
+A calibration directory (``govsim calibrate``) has its own figures, in
+:mod:`sim.analysis.calibration_plots`: :func:`plot_fit`, :func:`plot_posterior`,
+:func:`plot_pairs` and :func:`plot_implausibility` (``govsim plot DIR --kind fit|posterior|pairs|
+implausibility``); the other kinds do not fit it, nor these kinds any other directory.
+
 :func:`save` writes a PNG with the run's metadata (commit, seed, scenario or experiment,
 package version) in its text chunks (:mod:`sim.analysis.plot_base`); :func:`draw` and
 :func:`plot_command` (``govsim plot``) pick the figure that fits a results directory.
@@ -41,6 +46,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from sim import outcomes as registry
+from sim.analysis import calibration_plots
+from sim.analysis.calibration_plots import (
+    plot_fit,
+    plot_implausibility,
+    plot_pairs,
+    plot_posterior,
+)
 from sim.analysis.compare import attribute, comparison_of, done_runs
 from sim.analysis.factor_plots import attribution_waterfall, factor_response, sensitivity_bars
 from sim.analysis.maps import CELL_INFO, city_map
@@ -58,6 +70,7 @@ if TYPE_CHECKING:
     from sim.batch.results import Results
 
 __all__ = [
+    "CALIBRATION_KINDS",
     "CELL_INFO",
     "KINDS",
     "attribution_waterfall",
@@ -68,16 +81,24 @@ __all__ = [
     "forest",
     "new_axes",
     "plot_command",
+    "plot_fit",
+    "plot_implausibility",
     "plot_metadata",
+    "plot_pairs",
+    "plot_posterior",
     "resolution_ecdf",
     "save",
     "sensitivity_bars",
     "timeseries",
 ]
 
+#: Kinds of ``govsim plot --kind`` for a calibration directory (and only for one).
+CALIBRATION_KINDS = calibration_plots.KINDS
 #: Kinds of ``govsim plot --kind`` (``sim.cli.PLOT_KINDS`` repeats them without importing
 #: matplotlib; a test checks they agree).
-KINDS = ("timeseries", "forest", "ecdf", "map", "factor", "sensitivity", "attribution")
+KINDS = ("timeseries", "forest", "ecdf", "map", "factor", "sensitivity", "attribution",
+         *CALIBRATION_KINDS)
+BATCH_KINDS = KINDS[:7]
 
 
 # --------------------------------------------------------------------------- govsim plot
@@ -90,12 +111,17 @@ def draw(results: Results, kind: str, outcome: str | None = None) -> tuple[Figur
     """Draw plot ``kind`` for a loaded results directory on a new figure outside pyplot.
 
     Returns the figure and the outcome (or grouping) drawn. Raises ValueError with a hint
-    when the kind does not fit the directory.
+    when the kind does not fit the directory. A calibration
+    (:class:`~sim.calibration.results.CalibrationResults`) takes the calibration kinds
+    (:data:`CALIBRATION_KINDS`; the figure's name is the kind).
     """
     import seaborn as sns
 
     if kind not in KINDS:
         raise ValueError(f"unknown plot kind {kind!r}; choose one of: {', '.join(KINDS)}")
+    _check_kind(results.path, kind, results_kind(results.path, results.metadata or {}))
+    if kind in CALIBRATION_KINDS:
+        return calibration_plots.draw(results, kind), kind
     meta = results.metadata or {}
     runs = done_runs(results.runs)
     what = outcome or _default_outcome(kind)
@@ -214,6 +240,19 @@ def _sensitivity_frame(results: Results) -> pd.DataFrame:
                         if kind == "full_factorial" else ""))
 
 
+def _check_kind(path: str | Path, kind: str, dir_kind: str) -> None:
+    """A ValueError when ``kind`` does not fit a directory of kind ``dir_kind``: the
+    calibration kinds fit calibration directories only, and the others every directory but
+    those."""
+    if dir_kind == "calibration" and kind not in CALIBRATION_KINDS:
+        raise ValueError(f"{path} is a calibration directory: use --kind "
+                         f"{'|'.join(CALIBRATION_KINDS)}")
+    if dir_kind != "calibration" and kind in CALIBRATION_KINDS:
+        raise ValueError(f"--kind {kind} needs a calibration directory (made by `govsim "
+                         f"calibrate`); {path} holds a {dir_kind} results folder: use --kind "
+                         f"{'|'.join(BATCH_KINDS)}")
+
+
 def plot_command(results_dir: str | Path, kind: str, outcome: str | None = None,
                  out: str | Path | None = None) -> Path:
     """``govsim plot DIR --kind KIND [--outcome NAME] [--out FILE.png]``: draw and save one plot.
@@ -224,11 +263,14 @@ def plot_command(results_dir: str | Path, kind: str, outcome: str | None = None,
     ``first_channel`` or ``route``), ``map`` (a cell column of a single run, default
     ``perceived_safety``), ``factor`` (an outcome against each swept factor), ``sensitivity``
     (Sobol'/Morris bars from ``analysis/``), ``attribution`` (Shapley waterfall of a lever
-    experiment, default ``closure_rate``).
+    experiment, default ``closure_rate``). A calibration directory takes ``fit``,
+    ``posterior``, ``pairs`` and ``implausibility`` (:mod:`sim.analysis.calibration_plots`;
+    no ``--outcome``), and only those.
 
     Returns:
-        The PNG written (default ``DIR/plots/<kind>-<outcome>.png``), with the run's commit,
-        seed, scenario or experiment and version in its text chunks.
+        The PNG written (default ``DIR/plots/<kind>-<outcome>.png``, for a calibration
+        ``DIR/plots/<kind>.png``), with the run's commit, seed, scenario or experiment and
+        version in its text chunks.
 
     Raises:
         ValueError: unknown kind or outcome, or a kind that does not fit the directory.
@@ -239,9 +281,28 @@ def plot_command(results_dir: str | Path, kind: str, outcome: str | None = None,
     if kind not in KINDS:
         raise ValueError(f"unknown plot kind {kind!r}; choose one of: {', '.join(KINDS)}")
     results_dir = Path(results_dir)
+    if (results_dir / "metadata.json").is_file():  # else load() says it is not a results dir
+        dir_kind = results_kind(results_dir)
+        _check_kind(results_dir, kind, dir_kind)
+        if dir_kind == "calibration":
+            return _calibration_plot(results_dir, kind, outcome, out)
     res = load(results_dir, incidents=kind == "ecdf")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         fig, what = draw(res, kind, outcome)
     path = Path(out) if out else results_dir / "plots" / f"{kind}-{what}.png"
     return save(fig, path, plot_metadata(res, Plot=kind, Outcome=what))
+
+
+def _calibration_plot(results_dir: Path, kind: str, outcome: str | None,
+                      out: str | Path | None) -> Path:
+    if outcome is not None:
+        raise ValueError(f"--outcome does not apply to --kind {kind}: a calibration's figures "
+                         "show every target or parameter")
+    res = calibration_plots.load(results_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        fig = calibration_plots.draw(res, kind)
+    path = Path(out) if out else results_dir / "plots" / f"{kind}.png"
+    return save(fig, path, plot_metadata(res.metadata, Plot=kind, Source=str(results_dir),
+                                         Calibration=res.metadata.get("name")))

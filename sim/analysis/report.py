@@ -19,6 +19,11 @@ JavaScript. It says:
   safety is surveyed (sample size per wave, Wilson interval), that the city is synthetic, and
   what the intervals do and do not cover.
 
+A calibration directory (``govsim calibrate``) gets its own page (``calibration.html.j2``):
+what was calibrated, the fit of every target with the ensemble's 90% interval, each parameter's
+prior and posterior, history matching wave by wave with the emulators' diagnostics, the ABC
+generations and the screening, with the figures of :mod:`sim.analysis.calibration_plots`.
+
 This module gathers the content; the Jinja2 templates in ``sim/analysis/templates/`` lay it
 out (``report.html.j2``, ``caveats.html.j2``, ``macros.html.j2``, ``report.css.j2``). Every
 value is escaped when rendered (autoescape), so a scenario description can hold any text.
@@ -41,12 +46,14 @@ import pandas as pd
 from markupsafe import Markup
 
 from sim import outcomes as registry
-from sim.analysis import plots
+from sim.analysis import calibration_plots, plots
 from sim.analysis.compare import comparison_of, done_runs
 from sim.analysis.report_tables import (
     HEADLINE,
     Table,
     attribution_blocks,
+    calibration_facts,
+    calibration_sections,
     compare_table,
     h3,
     para,
@@ -60,7 +67,7 @@ from sim.analysis.report_tables import (
 from sim.analysis.sensitivity import read_frames
 from sim.files import atomic_write_text, results_kind
 
-__all__ = ["HEADLINE", "report_html", "scenario_differences", "write_report"]
+__all__ = ["HEADLINE", "calibration_html", "report_html", "scenario_differences", "write_report"]
 
 
 # --------------------------------------------------------------------------- templates
@@ -467,11 +474,28 @@ def _caveats(res: Any, kind: str) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------- calibration
+def calibration_html(results: Any) -> str:
+    """The report of a loaded calibration (:func:`sim.calibration.results.load`) as HTML."""
+    meta = results.metadata or {}
+    facts = [*calibration_facts(meta), ("Commit", _git_text(meta)),
+             ("Versions", _versions_text(meta))]
+    return _environment().get_template("calibration.html.j2").render(
+        title=f"Calibration '{meta.get('name', '?')}'", source=str(results.path),
+        generated=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        dirty=bool((meta.get("git") or {}).get("dirty")), facts=facts,
+        complete=meta.get("status") == "complete", warnings=list(meta.get("warnings") or []),
+        sections=calibration_sections(results, lambda kind, caption: _figure(
+            lambda: calibration_plots.draw(results, kind), caption)))
+
+
 # --------------------------------------------------------------------------- the page
 def report_html(results: Any) -> str:
-    """The report of a loaded Results as one HTML string."""
+    """The report of a loaded Results (or calibration) as one HTML string."""
     meta = results.metadata or {}
     kind = results_kind(results.path, meta)
+    if kind == "calibration":
+        return calibration_html(results)
     scen = _scenarios_of(results, kind)
     if kind == "run":
         title = f"Run of scenario '{next(iter(scen), '?')}'"
@@ -493,9 +517,9 @@ def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path
     """Write the self-contained HTML report of a results directory (``govsim report DIR``).
 
     Args:
-        results_dir: a directory written by ``govsim run``, ``govsim compare`` or
+        results_dir: a directory written by ``govsim run``, ``govsim compare``,
             ``govsim experiment run`` (``govsim experiment analyze`` adds the sensitivity
-            tables).
+            tables) or ``govsim calibrate``.
         out: the HTML file (default ``DIR/report.html``), written atomically.
 
     Returns:
@@ -503,9 +527,14 @@ def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path
 
     Raises:
         FileNotFoundError: ``results_dir`` is not a results directory.
+        sim.calibration.CalibrationError: a calibration without an ensemble yet.
     """
     from sim.batch.results import load
 
-    res = load(results_dir)
+    if ((Path(results_dir) / "metadata.json").is_file()
+            and results_kind(results_dir) == "calibration"):
+        res = calibration_plots.load(results_dir)
+    else:
+        res = load(results_dir)
     path = Path(out) if out else Path(results_dir) / "report.html"
     return atomic_write_text(path, report_html(res))

@@ -3,14 +3,17 @@
 Each function returns a :class:`Table` (headers, rows of plain text, which columns are numbers,
 a caption) or a list of blocks (a heading, a paragraph or a table: see :func:`h3`, :func:`para`
 and :func:`table_block`); the template ``templates/macros.html.j2`` turns them into HTML and
-escapes every cell. Numbers are formatted by :mod:`sim.outcomes`.
+escapes every cell. Numbers are formatted by :mod:`sim.outcomes`. The tables of a calibration
+(``calibration_*``, ``identifiability_table``, ``waves_table``, ``abc_table``,
+``emulator_table``, ``screening_table``) read the tables of :mod:`sim.calibration.results`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -295,3 +298,230 @@ def sensitivity_blocks(frames: dict[str, pd.DataFrame]) -> list[dict]:
                               "points.")
         out.append(table_block(t))
     return out
+
+
+# --------------------------------------------------------------------------- calibration
+def _target_what(r: Any) -> str:
+    what = registry.label(str(r.get("outcome", r["target"])))
+    kind = r.get("kind", "level")
+    scen = str(r.get("scenarios", "") or "")
+    if kind == "difference":
+        return f"{what}: change {scen}"
+    if kind == "relative_change":
+        return f"{what}: relative change {scen}"
+    return f"{what} ({scen})" if scen else what
+
+
+def _drop_blank(t: Table, col: int) -> Table:
+    """``t`` without column ``col`` when every row leaves it empty (an optional text)."""
+    if any(str(r[col]).strip() for r in t.rows):
+        return t
+    keep = [j for j in range(len(t.headers)) if j != col]
+    return table([t.headers[j] for j in keep], ([r[j] for j in keep] for r in t.rows),
+                 num_cols=[keep.index(j) for j in t.num_cols if j != col], caption=t.caption,
+                 row_classes=t.row_classes)
+
+
+def calibration_facts(meta: dict[str, Any]) -> list[tuple[str, str]]:
+    """What a calibration ran (``metadata.json`` of ``govsim calibrate``), for the summary."""
+    from sim.analysis.calibration_plots import ROLES
+
+    spec = meta.get("spec") or {}
+    targets = meta.get("targets") or []
+    roles = [sum(t.get("role", "fit") == r for t in targets) for r in ROLES]
+    stages = meta.get("stages") or []
+    stage_text = "; ".join(f"{s.get('stage')}: {s.get('points')} points, {s.get('runs')} runs"
+                           + (f" ({s['failed']} failed)" if s.get("failed") else "")
+                           for s in stages)
+    scen = meta.get("scenarios") or {}
+    settings = {lab: (spec.get("scenarios") or {}).get(lab, {}).get("set") or {}
+                for lab in scen}
+    scen_text = "; ".join(f"{lab}: {Path(str(path)).stem}"
+                          + (" with " + ", ".join(f"{k} = {show(v)}" for k, v in
+                                                  settings[lab].items()) if settings[lab] else "")
+                          for lab, path in scen.items())
+    status = str(meta.get("status", "?"))
+    if meta.get("error"):
+        status += f" ({meta['error']})"
+    return [
+        ("Calibration", f"{meta.get('name', '?')}" + (f" — {spec['description']}"
+                                                        if spec.get("description") else "")),
+        ("File", str(meta.get("spec_file", "?"))),
+        ("Status", status),
+        ("Scenarios", scen_text or "?"),
+        ("Parameters", f"{len(meta.get('parameters') or [])} free, uniform priors"),
+        ("Targets", (f"{len(targets)}: {roles[0]} fitted, {roles[1]} held out, {roles[2]} "
+                     "checks")),
+        ("Days", (f"{meta.get('days')} per run (the first {meta.get('warmup_days')} are a "
+                  "warm-up)")),
+        ("Replications", f"{meta.get('replications')} per point"),
+        ("Seed", str(meta.get("seed"))),
+        ("Stages", stage_text or "none finished"),
+        ("Model runs", f"{meta.get('model_runs', sum(int(s.get('runs', 0)) for s in stages)):,}"),
+        ("Started / finished", f"{meta.get('started', '?')} / {meta.get('finished', '?')}"),
+    ]
+
+
+def calibration_fit_table(fit: pd.DataFrame, targets: list[dict] | None = None) -> Table:
+    """Each target against the ensemble (``fit.parquet``); rows outside 2 errors highlighted."""
+    from sim.analysis.calibration_plots import ROLE_TEXT, WITHIN_Z, fit_frame, fmt_target
+
+    df = fit_frame(fit, targets)
+    rows, classes = [], []
+    for _, r in df.iterrows():
+        u = r["unit"]
+        obs = f"{fmt_target(r['observed'], u)} ± {fmt_target(r['sd'], u)}"
+        if float(r.get("discrepancy") or 0) > 0:
+            obs += f" (discrepancy ± {fmt_target(r['discrepancy'], u)})"
+        model = (f"{fmt_target(r['model_mean'], u)} [{fmt_target(r['model_q05'], u)}, "
+                 f"{fmt_target(r['model_q95'], u)}]")
+        z = f"{r['z_mean']:+.2f}" if pd.notna(r["z_mean"]) else "–"
+        within = bool(r.get("within", abs(r["z_mean"]) <= WITHIN_Z))
+        rows.append((r["target"], ROLE_TEXT.get(r["role"], r["role"]), _target_what(r), obs,
+                     model, z, "yes" if within else "NO", r.get("source", "") or ""))
+        classes.append("" if within else "star")
+    cap = ("Observed ± its sd (one standard deviation); the calibrated ensemble's weighted mean "
+           "[5%, 95% quantiles] over members and replications. z = (model mean − observed) / "
+           "error with error = √(sd² + discrepancy²); within: |z| ≤ 2 (highlighted rows are not). "
+           "Held-out targets were never fitted: they test the ensemble's predictions.")
+    t = table(["Target", "Role", "What", "Observed ± sd", "Model mean [90% interval]", "z",
+               "Within", "Source"], rows, num_cols=[3, 4, 5], caption=cap, row_classes=classes)
+    return _drop_blank(t, 7)
+
+
+def identifiability_table(ident: pd.DataFrame, parameters: list[dict] | None = None,
+                          spec: dict | None = None) -> Table:
+    """Prior and posterior of each parameter (``identifiability.parquet``)."""
+    params = {p["name"]: p for p in parameters or []}
+    described = {k: (v or {}).get("description", "") for k, v in
+                 ((spec or {}).get("parameters") or {}).items()}
+    rows, classes = [], []
+    for _, r in ident.iterrows():
+        name = r["parameter"]
+        prior = f"{_num(r['low'])} – {_num(r['high'])}" + (" (log)" if r.get("scale") == "log"
+                                                             else "")
+        active = bool(r.get("active", True))
+        post = (f"{_num(r['posterior_median'])} [{_num(r['posterior_q05'])}, "
+                f"{_num(r['posterior_q95'])}]" if active
+                else f"fixed at {_num(params.get(name, {}).get('nominal', r['posterior_median']))}")
+        ratio = f"{100 * float(r['width_ratio']):.0f}%" if active else "–"
+        ident_text = "yes" if bool(r.get("identified")) else "no"
+        rows.append((name, described.get(name, ""), prior, "yes" if active else "no (inert)",
+                     post, ratio, ident_text, r.get("note", "") or ""))
+        classes.append("" if bool(r.get("identified")) else "star")
+    cap = ("Prior: uniform over the range (on the log scale where marked). Posterior: the "
+           "ensemble's weighted median [5%, 95%]. Width: the posterior 90% interval over the "
+           "prior's, on the prior's scale; above 75% the targets barely narrow the parameter "
+           "and it is not identified (highlighted). Inert parameters moved no fit target in "
+           "screening and were fixed at their nominal value.")
+    t = table(["Parameter", "What it is", "Prior", "Active", "Posterior median [90%]",
+               "Width", "Identified", "Note"], rows, num_cols=[2, 4, 5], caption=cap,
+              row_classes=classes)
+    return _drop_blank(t, 1)
+
+
+def waves_table(waves: pd.DataFrame) -> Table:
+    """History matching, one row per wave (``waves.parquet``)."""
+    rows = [(int(r["wave"]), int(r["points"]), int(r["runs_so_far"]), _num(r["cutoff"]),
+             registry.fmt_short(r["nroy_share"], "share"), f"{int(r['nroy_candidates']):,}",
+             _num(r["min_implausibility"]), _num(r["median_implausibility"]))
+            for _, r in waves.iterrows()]
+    cap = ("Each wave runs its points, refits one Gaussian-process emulator per fit target on "
+           "every run so far, and keeps the prior points whose implausibility (the largest, over "
+           "the fit targets and the emulators of this and every earlier wave, of |emulator mean "
+           "− observed| / √(error² + emulator variance)) is at most the cut-off (relaxed, with a "
+           "warning, when no point passes). Non-implausible share: of a uniform sample of the "
+           "prior.")
+    return table(["Wave", "Points", "Runs so far", "Cut-off", "Non-implausible share",
+                  "Candidates kept", "Smallest implausibility", "Median implausibility"], rows,
+                 num_cols=range(8), caption=cap)
+
+
+def abc_table(abc: pd.DataFrame) -> Table:
+    """ABC-SMC, one row per generation (``abc.parquet``)."""
+    rows = [(int(r["generation"]), int(r["proposed"]), int(r["accepted"]), _num(r["epsilon"]),
+             _num(r["ess"]), _num(r["median_distance"])) for _, r in abc.iterrows()]
+    cap = ("Distance: root mean square over the fit targets of (model − observed) / error. A "
+           "proposal is accepted when its distance is within the generation's tolerance; the "
+           "last generation's accepted particles, with their importance weights, are the "
+           "ensemble. ESS: Kish's effective sample size of the weights.")
+    return table(["Generation", "Proposed", "Accepted", "Tolerance", "Effective sample size",
+                  "Median distance"], rows, num_cols=range(6), caption=cap)
+
+
+def emulator_table(em: pd.DataFrame) -> Table:
+    """Cross-validated diagnostics of each wave's emulators (``emulators.parquet``); poor ones
+    (R² < 0.5 or under 80% of held-out errors within 2 sd) highlighted."""
+    rows, classes = [], []
+    for _, r in em.iterrows():
+        poor = float(r["cv_r2"]) < 0.5 or float(r["cv_within_2sd"]) < 0.8
+        r2 = f"{r['cv_r2']:.3f}" if pd.notna(r["cv_r2"]) else "–"
+        rows.append((int(r["wave"]), r["target"], int(r["n"]), r2,
+                     registry.fmt_short(r["cv_within_2sd"], "share"), _num(r["cv_rmse"]),
+                     str(r.get("length_scales", "")), _num(r["noise_sd"]),
+                     r.get("note", "") or ""))
+        classes.append("star" if poor else "")
+    cap = ("Five-fold cross-validation on the runs the emulator was fitted to: R² of its "
+           "predictions, the share of held-out runs within 2 predicted sd (about 95% if its "
+           "uncertainty is honest), RMSE in the target's unit; fitted length scales on the unit "
+           "cube (large: the target hardly depends on that parameter) and noise sd.")
+    return table(["Wave", "Target", "Runs", "CV R²", "Within 2 sd", "RMSE", "Length scales",
+                  "Noise sd", "Note"], rows, num_cols=[2, 3, 4, 5, 7], caption=cap,
+                 row_classes=classes)
+
+
+def screening_table(scr: pd.DataFrame) -> Table | None:
+    """Morris screening as parameter × target effects in target errors (``screening.parquet``),
+    None when screening did not run."""
+    if scr.empty or "mu_star_per_error" not in scr:
+        return None
+    wide = scr.pivot_table(index="parameter", columns="target", values="mu_star_per_error",
+                           sort=False)
+    active = scr.groupby("parameter", sort=False)["active"].first()
+    rows = [(p, *[_num(wide.loc[p, t]) for t in wide.columns],
+             "active" if bool(active.get(p, True)) else "inert") for p in wide.index]
+    cap = ("Morris μ* of each parameter on each fit target over the parameter's whole range, in "
+           "units of the target's error; a parameter below the threshold on every target is "
+           "inert and fixed at its nominal value.")
+    return table(["Parameter", *[f"{t} (μ*/error)" for t in wide.columns], "Screening"], rows,
+                 num_cols=range(1, len(wide.columns) + 1), caption=cap)
+
+
+def calibration_sections(res: Any, figure: Callable[[str, str], dict[str, Any]]
+                         ) -> list[dict[str, Any]]:
+    """The sections of a calibration's page (id, title, blocks) for a loaded calibration;
+    ``figure(kind, caption)`` gives the block of one figure of
+    :mod:`sim.analysis.calibration_plots`."""
+    meta = res.metadata or {}
+
+    held = [t["name"] for t in meta.get("targets") or [] if t.get("role") == "holdout"]
+    fit = [table_block(calibration_fit_table(res.fit, meta.get("targets"))),
+           figure("fit", "Each target standardised as (value − observed) / error: the "
+                         "observation with ±2 errors (open circle), the ensemble's mean and 90% "
+                         "interval (diamond); shaded |z| ≤ 2. "
+                  + (f"Held out (predicted, never fitted): {', '.join(held)}."
+                     if held else "No target was held out."))]
+    params = [table_block(identifiability_table(res.identifiability, meta.get("parameters"),
+                                                meta.get("spec"))),
+              figure("posterior", "The ensemble's weighted histogram of each parameter over "
+                                  "its prior range (dashed: the flat prior), its median and 90% "
+                                  "interval; inert parameters were fixed at their nominal value."),
+              figure("pairs", "The ensemble's members for each pair of active parameters "
+                              "(marker area ∝ weight): a ridge means the targets fix a "
+                              "combination of them rather than each one.")]
+    history = [table_block(waves_table(res.waves)),
+               figure("implausibility", "Implausibility of a uniform sample of the prior in "
+                                        "each wave against each active parameter (log scale; "
+                                        "lines: the smallest per bin; dashed: the cut-off), and "
+                                        "the share of the prior each wave keeps."),
+               h3("Emulator diagnostics"), table_block(emulator_table(res.emulators))]
+    scr = screening_table(res.screening)
+    return [
+        {"id": "fit", "title": "Fit to the targets", "blocks": fit},
+        {"id": "parameters", "title": "Parameters: prior and posterior", "blocks": params},
+        {"id": "history", "title": "History matching", "blocks": history},
+        {"id": "abc", "title": "ABC-SMC", "blocks": [table_block(abc_table(res.abc))]},
+        {"id": "screening", "title": "Screening",
+         "blocks": [table_block(scr)] if scr is not None
+         else [para("Screening did not run: every parameter was calibrated.", "note")]},
+    ]

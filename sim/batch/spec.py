@@ -38,6 +38,7 @@ import hashlib
 import itertools
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -159,10 +160,25 @@ class Experiment:
     design_meta: dict[str, Any]
     spec_hash: str
     kind: str = "experiment"
+    #: How a design point becomes one base scenario's overrides; None: the factors' keys
+    #: (:func:`point_overrides`). Calibration stages (:mod:`sim.calibration`) set it, because a
+    #: calibration parameter may set several keys or multiply each base scenario's own value.
+    overrides: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
+    #: The seed of (design point, replication); None: the r-th child of the root seed for every
+    #: point (common random numbers across points too). Calibration stages give each point its
+    #: own seeds (still shared by the scenarios of one point, so paired targets pair): their
+    #: ensemble must see the model's run-to-run noise, not one frozen realisation of it.
+    seeds: Callable[[int, int], np.random.SeedSequence] | None = None
 
     @property
     def n_runs(self) -> int:
         return len(self.base) * len(self.points) * self.spec.replications
+
+    def overrides_for(self, label: str, point: dict[str, Any]) -> dict[str, Any]:
+        """The dotted-key overrides that design point ``point`` makes in base scenario ``label``."""
+        if self.overrides is not None:
+            return self.overrides(label, point)
+        return point_overrides(point, self.factors)
 
 
 @dataclass(frozen=True)
@@ -453,9 +469,11 @@ def plan_runs(exp: Experiment) -> list[RunTask]:
     tasks = []
     for si, (label, sc) in enumerate(exp.base.items()):
         for pid, point in enumerate(exp.points):
-            scenario = sc.with_overrides(point_overrides(point, exp.factors)) if point else sc
+            scenario = sc.with_overrides(exp.overrides_for(label, point)) if point else sc
             values = {f.name: _record_value(f, point[f.name]) for f in exp.factors}
             for r, child in enumerate(children):
+                if exp.seeds is not None:
+                    child = exp.seeds(pid, r)
                 tasks.append(RunTask(
                     run_id=f"s{si:02d}-p{pid:05d}-r{r:04d}", label=label, scenario=scenario,
                     point_id=pid, replication=r, factor_values=values,
