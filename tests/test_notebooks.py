@@ -13,7 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-EXPECTED = ["01_quickstart.ipynb", "02_compare_scenarios.ipynb", "03_sensitivity.ipynb"]
+EXPECTED = ["01_quickstart.ipynb", "02_compare_scenarios.ipynb", "03_sensitivity.ipynb",
+            "04_calibration.ipynb"]
 
 nbformat = pytest.importorskip("nbformat", reason="install the test extra: pip install -e '.[test]'")
 

@@ -82,3 +82,8 @@ def test_installed_wheel_carries_every_module(installed):
                    work, env).stdout
     for f in (ROOT / "experiments").glob("*.yaml"):
         assert f.name in shipped
+    calibrations = _run([str(env_dir / "bin" / "python"), "-c",
+                         "from sim.calibration import load_calibration as f; print(f('pingxiang').name"
+                         " if hasattr(f('pingxiang'), 'name') else f('pingxiang').spec.name)"],
+                        work, env).stdout
+    assert "pingxiang" in calibrations  # the calibration file and the scenarios it names

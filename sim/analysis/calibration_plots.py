@@ -286,6 +286,18 @@ def _ident(results: Any) -> pd.DataFrame:
     return ident.set_index("parameter") if "parameter" in ident else pd.DataFrame()
 
 
+def _panels(k: int, size: tuple[float, float, float], pyplot: bool) -> tuple[Figure, np.ndarray]:
+    """A figure of ``k`` panels, three to a row (the first of each row at ``i % 3 == 0``); ``size`` = (width and height of a panel, extra
+    height for the title). Panels beyond ``k`` are hidden."""
+    ncols = min(k, 3)
+    nrows = math.ceil(k / ncols)
+    fig = _new_figure((size[0] * ncols, size[1] * nrows + size[2]), pyplot)
+    axes = _subplots(fig, nrows, ncols).ravel()
+    for a in axes[k:]:
+        a.set_visible(False)
+    return fig, axes
+
+
 def plot_posterior(results: CalibrationResults | str | Path, *, pyplot: bool = False) -> Figure:
     """One panel per parameter: the ensemble's weighted histogram over the prior range (log x
     for log-scale parameters) against the flat prior, with the posterior median and 90%
@@ -299,12 +311,7 @@ def plot_posterior(results: CalibrationResults | str | Path, *, pyplot: bool = F
     ident = _ident(results)
     w = ens["weight"].to_numpy(dtype=float)
     k = len(params)
-    ncols = min(k, 3)
-    nrows = math.ceil(k / ncols)
-    fig = _new_figure((4.6 * ncols, 3.5 * nrows + 0.6), pyplot)
-    axes = _subplots(fig, nrows, ncols).ravel()
-    for a in axes[k:]:
-        a.set_visible(False)
+    fig, axes = _panels(k, (4.6, 3.5, 0.6), pyplot)
     colour = palette(1)[0]
     for i, (ax, p) in enumerate(zip(axes[:k], params, strict=False)):
         name = p["name"]
@@ -345,7 +352,7 @@ def plot_posterior(results: CalibrationResults | str | Path, *, pyplot: bool = F
                            1.0 / bins) * 1.25)
         ax.set_title(f"{name}\n{sub}" if sub else name, fontsize="medium")
         ax.set_xlabel(_axis_text(p), fontsize="small")
-        ax.set_ylabel("share of ensemble weight per bin" if i % ncols == 0 else "")
+        ax.set_ylabel("share of ensemble weight per bin" if i % 3 == 0 else "")
         ax.yaxis.set_major_formatter(ticker.PercentFormatter(xmax=1.0, decimals=0))
     handles = [Line2D([], [], color="0.3", ls="--", label="prior (uniform on its scale)"),
                Patch(color=colour, alpha=0.55, label="ensemble (weighted)"),
@@ -471,12 +478,7 @@ def plot_implausibility(results: CalibrationResults | str | Path, *,
     cutoffs = (waves.set_index("wave")["cutoff"].to_dict() if "cutoff" in waves else {})
     by_name = {p["name"]: p for p in params}
     k = len(names) + 1
-    ncols = min(k, 3)
-    nrows = math.ceil(k / ncols)
-    fig = _new_figure((4.7 * ncols, 3.7 * nrows + 0.9), pyplot)
-    axes = _subplots(fig, nrows, ncols).ravel()
-    for a in axes[k:]:
-        a.set_visible(False)
+    fig, axes = _panels(k, (4.7, 3.7, 0.9), pyplot)
     floor = 1e-2
     for i, (ax, name) in enumerate(zip(axes, names, strict=False)):
         p = by_name[name]
@@ -496,7 +498,7 @@ def plot_implausibility(results: CalibrationResults | str | Path, *,
         _set_range(ax, p)
         ax.set_title(name, fontsize="medium")
         ax.set_xlabel(_axis_text(p), fontsize="small")
-        ax.set_ylabel("implausibility (log scale)" if i % ncols == 0 else "")
+        ax.set_ylabel("implausibility (log scale)" if i % 3 == 0 else "")
     ax = axes[len(names)]
     if "nroy_share" in waves and len(waves):
         share = waves["nroy_share"].to_numpy(dtype=float)

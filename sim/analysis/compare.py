@@ -59,6 +59,22 @@ def summarise_runs(results: Any, outcomes: list[str] | None = None, conf: float 
     return pd.DataFrame(rows)
 
 
+def scenarios_and_baseline(runs: pd.DataFrame, baseline: str | None) -> tuple[list[str], str]:
+    """The scenario labels of finished runs (in order of appearance) and the baseline (default:
+    the first).
+
+    Raises:
+        ValueError: no finished runs, or ``baseline`` is not one of the scenarios.
+    """
+    scenarios = list(dict.fromkeys(runs["scenario"]))
+    if not scenarios:
+        raise ValueError("no finished runs to compare")
+    baseline = baseline or scenarios[0]
+    if baseline not in scenarios:
+        raise ValueError(f"baseline {baseline!r} is not one of the scenarios {scenarios}")
+    return scenarios, baseline
+
+
 def compare(results: Any, baseline: str | None = None, outcomes: list[str] | None = None,
             conf: float = 0.95) -> pd.DataFrame:
     """Each scenario against the baseline, paired by replication.
@@ -77,12 +93,7 @@ def compare(results: Any, baseline: str | None = None, outcomes: list[str] | Non
         (the paired interval excludes zero). ``method`` names the test.
     """
     runs = done_runs(results)
-    scenarios = list(dict.fromkeys(runs["scenario"]))
-    if not scenarios:
-        raise ValueError("no finished runs to compare")
-    baseline = baseline or scenarios[0]
-    if baseline not in scenarios:
-        raise ValueError(f"baseline {baseline!r} is not one of the scenarios {scenarios}")
+    scenarios, baseline = scenarios_and_baseline(runs, baseline)
     outcomes = [o for o in (outcomes or registry.COMPARE) if o in runs]
     # pairs are (replication, design point) when a scenario has several design points
     several_points = ("point_id" in runs

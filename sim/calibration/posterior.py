@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from sim import outcomes as registry
+from sim.analysis.compare import scenarios_and_baseline
 from sim.calibration.results import load
 from sim.calibration.spec import CalibrationError
 from sim.calibration.targets import weighted_mean_var, weighted_quantile
@@ -252,12 +253,7 @@ def posterior_table(runs: pd.DataFrame, weights: Mapping[int, float] | Sequence[
     """
     if "status" in runs:
         runs = runs[runs["status"] == "done"]
-    scenarios = list(dict.fromkeys(runs["scenario"]))
-    if not scenarios:
-        raise ValueError("no finished runs to compare")
-    baseline = baseline or scenarios[0]
-    if baseline not in scenarios:
-        raise ValueError(f"baseline {baseline!r} is not one of the scenarios {scenarios}")
+    scenarios, baseline = scenarios_and_baseline(runs, baseline)
     w = pd.Series(weights, dtype=float)
     reps = sorted(runs["replication"].unique())
     outcomes = [o for o in (outcomes or registry.COMPARE) if o in runs]
