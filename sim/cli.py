@@ -360,6 +360,20 @@ def _compare_posterior(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- calibration
+def _batch_options(p: argparse.ArgumentParser, default_out: str, what: str) -> None:
+    """The options of a command that runs a batch: where (workers, Dask), the results directory,
+    resuming, starting over, quiet."""
+    p.add_argument("--workers", type=check.workers_option,
+                   help="worker processes (1 = serial; default: all cores)")
+    p.add_argument("--scheduler", help="Dask scheduler address (tcp://host:port), or 'local' for a"
+                                       " LocalCluster")
+    p.add_argument("--out", help=f"results directory (default: {default_out})")
+    p.add_argument("--resume", action="store_true", help=f"continue an interrupted {what} in --out")
+    p.add_argument("--force", action="store_true",
+                   help="delete an existing results directory and start over")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def _add_calibrate_parser(sub: Any) -> None:
     """The ``calibrate`` sub-command of ``govsim``."""
     c = sub.add_parser(
@@ -369,13 +383,7 @@ def _add_calibrate_parser(sub: Any) -> None:
                     " hold-out targets predicted from it, and the fit table. docs/calibration.md")
     c.add_argument("spec", help="a calibration file (path, or a name under calibration/, e.g."
                                 " pingxiang)")
-    c.add_argument("--workers", type=check.workers_option,
-                   help="worker processes (default: all cores)")
-    c.add_argument("--scheduler", help="Dask scheduler address (tcp://host:port), or 'local'")
-    c.add_argument("--out", help="results directory (default: results/calibrate-<name>)")
-    c.add_argument("--resume", action="store_true", help="continue an interrupted calibration")
-    c.add_argument("--force", action="store_true", help="delete --out and start over")
-    c.add_argument("--quiet", action="store_true", help="no progress bars")
+    _batch_options(c, "results/calibrate-<name>", "calibration")
     c.set_defaults(func=cmd_calibrate)
 
 
@@ -419,7 +427,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     console.print(identifiability_table(res.identifiability))
     for w in res.metadata.get("warnings", []):
         _console(stderr=True).print(f"[yellow]warning:[/yellow] {_esc(w)}")
-    console.print(f"{res.metadata.get('model_runs', 0)} model runs this session."
+    console.print(f"{res.metadata.get('model_runs', 0)} model runs in all."
                   f" Results: [bold]{path}[/bold] (fit.csv, ensemble.parquet,"
                   " scenarios/calibrated/)")
     return 0
@@ -501,13 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     er = esub.add_parser("run", help="run (or resume) an experiment batch",
                          description="Run every run of an experiment file, writing each as it finishes.")
     er.add_argument("spec", help="an experiment file (path, or a name under experiments/)")
-    er.add_argument("--workers", type=check.workers_option,
-                    help="worker processes (1 = serial; default: all cores)")
-    er.add_argument("--scheduler", help="Dask scheduler address (tcp://host:port), or 'local' for a LocalCluster")
-    er.add_argument("--out", help="results directory (default: results/<experiment name>)")
-    er.add_argument("--resume", action="store_true", help="continue an interrupted batch in --out")
-    er.add_argument("--force", action="store_true", help="delete an existing results directory and start over")
-    er.add_argument("--quiet", action="store_true", help="no progress bar")
+    _batch_options(er, "results/<experiment name>", "batch")
     er.set_defaults(func=cmd_experiment_run)
     es = esub.add_parser("status", help="counts of runs by status and scenario")
     es.add_argument("dir")

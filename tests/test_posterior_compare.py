@@ -199,7 +199,8 @@ def test_a_multiply_parameter_multiplies_each_scenarios_own_value(posterior_run,
     assert runs.groupby("point_id")["grids"].nunique().eq(2).all()
 
 
-def test_cli_prints_the_table_and_resumes(posterior_run, capsys):
+def test_cli_prints_the_table_and_resumes(posterior_run, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps to the terminal's width (80 without one)
     out = posterior_run["out"]
     before = len(pd.read_parquet(out / "runs.parquet"))
     rc = main(["compare", *posterior_run["files"], "--posterior", str(posterior_run["calibration"]),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sim import outcomes as registry
@@ -439,14 +440,20 @@ def waves_table(waves: pd.DataFrame) -> Table:
 
 def abc_table(abc: pd.DataFrame) -> Table:
     """ABC-SMC, one row per generation (``abc.parquet``)."""
-    rows = [(int(r["generation"]), int(r["proposed"]), int(r["accepted"]), _num(r["epsilon"]),
+    def share(v: Any) -> str:
+        return "–" if v is None or not np.isfinite(v) else f"{100 * v:.0f}%"
+
+    rows = [(int(r["generation"]), int(r["proposed"]), _num(r["epsilon"]),
+             share(r.get("move_acceptance", np.nan)), int(r.get("unique_particles", r["accepted"])),
              _num(r["ess"]), _num(r["median_distance"])) for _, r in abc.iterrows()]
-    cap = ("Distance: root mean square over the fit targets of (model − observed) / error. A "
-           "proposal is accepted when its distance is within the generation's tolerance; the "
-           "last generation's accepted particles, with their importance weights, are the "
-           "ensemble. ESS: Kish's effective sample size of the weights.")
-    return table(["Generation", "Proposed", "Accepted", "Tolerance", "Effective sample size",
-                  "Median distance"], rows, num_cols=range(6), caption=cap)
+    cap = ("Distance: root mean square over the fit targets of (model − observed) / error. "
+           "Generation 1 samples the non-implausible space; each later one lowers the tolerance, "
+           "resamples the particles within it and moves each by a simulated Metropolis-Hastings "
+           "step, accepted when its distance is within the tolerance. The last population, "
+           "duplicates merged and weighted by their count, is the ensemble. ESS: Kish's effective "
+           "sample size of those counts.")
+    return table(["Generation", "Runs", "Tolerance", "Moves accepted", "Distinct particles",
+                  "Effective sample size", "Median distance"], rows, num_cols=range(7), caption=cap)
 
 
 def emulator_table(em: pd.DataFrame) -> Table:

@@ -16,14 +16,12 @@ not estimate the noise.
    parameters; after each wave one GP emulator per fit target is fitted on every run so far
    (:mod:`sim.calibration.emulator`), and the next wave's points are spread (maximin) over the
    candidates that every wave's emulators find non-implausible.
-3. **ABC-SMC** (population Monte Carlo, Beaumont et al. 2009, with the adaptive tolerance of
-   Del Moral et al. 2012), ``generations`` generations of ``particles`` proposals each, on the
-   prior restricted to the non-implausible space: generation 1 samples it; generation t
-   perturbs the previous population with a Gaussian kernel of twice its weighted covariance.
-   A proposal is accepted when its distance (RMS over the fit targets of (model - observed) /
-   error) is at most this generation's tolerance (the ``quantile`` of the proposals' distances,
-   never above the previous tolerance); weights ``1 / sum_j W_j K(x | x_j)``. The last
-   generation's accepted particles and weights are the ensemble.
+3. **ABC-SMC**, adaptive (Del Moral, Doucet & Jasra 2012), ``generations`` batches of
+   ``particles`` runs on the prior restricted to the non-implausible space: generation 1 samples
+   it; each later one lowers the tolerance to the ``quantile`` of the population's distances
+   (RMS over the fit targets of (model - observed) / error), resamples the particles within it
+   and moves each by a simulated Metropolis-Hastings step (:func:`_abc`). The last population,
+   duplicates merged and weighted by their count, is the ensemble.
 4. **predict**: the ensemble's members run the scenarios that only hold-out and check targets
    need (their fit scenarios were run in the last ABC generation with the same seeds, so paired
    targets pair), and the fit table compares every target with the ensemble.
@@ -68,8 +66,6 @@ PLOT_CANDIDATES = 2000
 WITHIN_Z = 2.0
 #: Posterior 90% width / prior 90% width (unit scale) above which a parameter is not identified.
 NOT_IDENTIFIED_RATIO = 0.75
-#: Largest tries to draw one ABC proposal inside the non-implausible space.
-MAX_PROPOSAL_TRIES = 2000
 
 Note = Callable[[str], None]
 
@@ -407,67 +403,89 @@ def _screen(ctx: _Ctx, fit: list[Target], labels: list[str]):
 
 def _abc(ctx: _Ctx, fit: list[Target], labels: list[str], nominal_u: np.ndarray, A: np.ndarray,
          nroy: np.ndarray, in_space: Callable[[np.ndarray], np.ndarray]) -> dict[str, Any]:
-    from scipy.stats import multivariate_normal
+    """Adaptive ABC-SMC (Del Moral, Doucet & Jasra 2012) over batches of model runs.
 
+    Generation 1 simulates ``particles`` draws of the prior restricted to the non-implausible
+    space. Each later generation (one batch of ``particles`` runs):
+
+    1. lowers the tolerance to the ``quantile`` of the population's distances (never raises it);
+    2. keeps the particles within it and resamples them back to ``particles`` (equal weights);
+    3. moves every particle by a Metropolis-Hastings step whose proposal is a Gaussian of twice
+       the population's covariance: the move is simulated, and accepted when it lies in the
+       prior's support and its distance is within the tolerance (the prior is uniform there and
+       the proposal symmetric, so that is the whole acceptance ratio).
+
+    The population keeps its size and equal weights (an importance-weighted population of a few
+    dozen particles in several dimensions degenerates to a handful of effective members); the
+    ensemble is the last population, duplicates merged and weighted by their count. Each particle
+    remembers the stage and point of the runs that gave its distance, so the predictions reuse
+    them.
+    """
     cal = ctx.cal
     abc = cal.spec.method.abc
     n = abc.particles
-    eps = np.inf
-    pop: dict[str, Any] = {}
     rows = []
-    for g in range(1, abc.generations + 1):
+    rng = ctx.rng("abc1")
+    take = rng.choice(len(nroy), size=n, replace=len(nroy) < n)
+    x = nroy[take]
+    units = np.tile(nominal_u, (n, 1))
+    units[:, A] = x
+    runs = _stage(ctx, "abc1", units, labels)
+    means = _means(ctx, runs, fit, n)
+    d = distance(means, fit)
+    src = [(ctx.stages[-1]["dir"], i) for i in range(n)]
+    eps = np.inf
+    rows.append({"generation": 1, "proposed": n, "accepted": n, "epsilon": np.inf,
+                 "ess": float(n), "median_distance": float(np.median(d)), "move_acceptance": np.nan,
+                 "unique_particles": n})
+    ctx.note(f"ABC generation 1: {n} draws of the non-implausible space, median distance"
+             f" {np.median(d):.3g}")
+    for g in range(2, abc.generations + 1):
         rng = ctx.rng(f"abc{g}")
-        if g == 1:
-            take = rng.choice(len(nroy), size=n, replace=len(nroy) < n)
-            prop = nroy[take]
-        else:
-            cov = 2.0 * np.atleast_2d(np.cov(pop["x"].T, aweights=pop["w"]))
-            cov += np.eye(len(A)) * 1e-6
-            prop = _perturb(ctx, pop, cov, n, rng, in_space, g)
+        finite = d[np.isfinite(d)]
+        if not len(finite):
+            raise CalibrationError("every ABC particle failed to give the targets (see the stages'"
+                                   " runs.parquet for the errors)")
+        eps = min(eps, float(np.quantile(finite, abc.quantile)))
+        alive = d <= eps
+        pick = np.flatnonzero(alive)[_resample(np.full(int(alive.sum()), 1 / alive.sum()), n, rng)]
+        x, d, means, src = x[pick], d[pick], means[pick], [src[i] for i in pick]
+        cov = 2.0 * np.atleast_2d(np.cov(x.T)) + np.eye(len(A)) * 1e-6
+        prop = x + rng.multivariate_normal(np.zeros(len(A)), cov, size=n)
+        support = in_space(prop)
+        prop = np.where(support[:, None], prop, x)  # outside the support: rejected, not simulated
         units = np.tile(nominal_u, (n, 1))
         units[:, A] = prop
         runs = _stage(ctx, f"abc{g}", units, labels)
-        means = _means(ctx, runs, fit, n)
-        d = distance(means, fit)
-        eps = min(eps, float(np.quantile(d[np.isfinite(d)], abc.quantile))) if np.isfinite(d).any() \
-            else eps
-        acc = d <= eps
-        if g == 1:
-            w = np.ones(int(acc.sum()))
-        else:
-            kern = multivariate_normal(mean=np.zeros(len(A)), cov=cov, allow_singular=True)
-            dens = np.array([np.sum(pop["w"] * kern.pdf(x - pop["x"])) for x in prop[acc]])
-            w = 1.0 / np.maximum(dens, 1e-300)
-        w = w / w.sum()
-        pop = {"x": prop[acc], "w": w, "d": d[acc], "units": units[acc], "means": means[acc],
-               "stage": ctx.stages[-1]["dir"], "point_id": np.flatnonzero(acc), "generation": g}
-        rows.append({"generation": g, "proposed": n, "accepted": int(acc.sum()), "epsilon": eps,
-                     "ess": ess(w), "median_distance": float(np.median(d))})
-        ctx.note(f"ABC generation {g}: tolerance {eps:.3g}, {int(acc.sum())} of {n} accepted,"
-                 f" effective sample size {ess(w):.1f}")
+        pm = _means(ctx, runs, fit, n)
+        pd_ = distance(pm, fit)
+        accept = support & (pd_ <= eps)
+        stage = ctx.stages[-1]["dir"]
+        x = np.where(accept[:, None], prop, x)
+        d = np.where(accept, pd_, d)
+        means = np.where(accept[:, None], pm, means)
+        src = [(stage, i) if a else s for i, (a, s) in enumerate(zip(accept, src, strict=True))]
+        copies = np.unique(np.round(x, 12), axis=0, return_counts=True)[1]
+        unique = len(copies)
+        rows.append({"generation": g, "proposed": n, "accepted": int(accept.sum()), "epsilon": eps,
+                     "ess": ess(copies.astype(float)), "median_distance": float(np.median(d)),
+                     "move_acceptance": float(accept.mean()), "unique_particles": unique})
+        ctx.note(f"ABC generation {g}: tolerance {eps:.3g}, {int(accept.sum())} of {n} moves"
+                 f" accepted, {unique} distinct particles")
     atomic_write_parquet(ctx.path / "abc.parquet", pd.DataFrame(rows))
-    return pop
-
-
-def _perturb(ctx: _Ctx, pop: dict[str, Any], cov: np.ndarray, n: int, rng: np.random.Generator,
-             in_space: Callable[[np.ndarray], np.ndarray], generation: int) -> np.ndarray:
-    """``n`` proposals: a particle drawn by weight, moved by the Gaussian kernel, kept if it
-    lies in the prior's support (the unit cube, non-implausible); drawn in blocks."""
-    out: list[np.ndarray] = []
-    tries = 0
-    while sum(len(b) for b in out) < n and tries < MAX_PROPOSAL_TRIES * n:
-        block = max(4 * n, 64)
-        j = rng.choice(len(pop["x"]), size=block, p=pop["w"])
-        cand = pop["x"][j] + rng.multivariate_normal(np.zeros(len(cov)), cov, size=block)
-        out.append(cand[in_space(cand)])
-        tries += block
-    prop = np.vstack(out)[:n] if out else np.empty((0, len(cov)))
-    if len(prop) < n:  # the space is too thin to hit: keep the particles themselves
-        ctx.warn(f"ABC generation {generation}: only {len(prop)} of {n} perturbed proposals fell"
-                 " in the non-implausible space; the rest repeat particles of the last population")
-        j = rng.choice(len(pop["x"]), size=n - len(prop), p=pop["w"])
-        prop = np.vstack([prop, pop["x"][j]])
-    return prop
+    # the ensemble: distinct particles, weighted by how many copies the population holds
+    keys = [tuple(v) for v in np.round(x, 12)]
+    first: dict[tuple, int] = {}
+    counts: dict[tuple, int] = {}
+    for i, k in enumerate(keys):
+        first.setdefault(k, i)
+        counts[k] = counts.get(k, 0) + 1
+    idx = np.array(list(first.values()))
+    w = np.array([counts[keys[i]] for i in idx], dtype=float)
+    units = np.tile(nominal_u, (len(idx), 1))
+    units[:, A] = x[idx]
+    return {"x": x[idx], "w": w / w.sum(), "d": d[idx], "units": units, "means": means[idx],
+            "source": [src[i] for i in idx], "generation": abc.generations}
 
 
 def _resample(w: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
@@ -488,22 +506,28 @@ def _predict(ctx: _Ctx, pop: dict[str, Any], nominal_u: np.ndarray, A: np.ndarra
     units = pop["units"][idx]
     fit_labels = set(cal.labels_for(cal.fit_targets()))
     extra = [lab for lab in cal.labels_for(cal.targets) if lab not in fit_labels]
-    abc_runs = pd.read_parquet(ctx.path / pop["stage"] / "runs.parquet")
-    old_ids = pop["point_id"][idx]
-    abc_runs = abc_runs[abc_runs["point_id"].isin(old_ids)].copy()
-    abc_runs["point_id"] = abc_runs["point_id"].map({int(o): i for i, o in enumerate(old_ids)})
-    runs = abc_runs
-    if extra:
-        salt = stage_salt(f"abc{pop['generation']}")
-        keys = [(salt, int(o)) for o in old_ids]
-        runs = pd.concat([abc_runs, _stage(ctx, "predict", units, extra, keys)], ignore_index=True)
+    # each member's fit-scenario runs are those that gave its distance (any ABC stage)
+    sources = [pop["source"][i] for i in idx]
+    parts = []
+    for stage in dict.fromkeys(s for s, _ in sources):
+        stage_runs = pd.read_parquet(ctx.path / stage / "runs.parquet")
+        for member, (s_, pid) in enumerate(sources):
+            if s_ == stage:
+                part = stage_runs[stage_runs["point_id"] == pid].copy()
+                part["point_id"] = member
+                parts.append(part)
+    runs = pd.concat(parts, ignore_index=True)
+    if extra:  # the same seeds as those runs, so paired targets pair
+        keys = [(stage_salt(Path(s_).name.split("-", 1)[1]), int(pid)) for s_, pid in sources]
+        runs = pd.concat([runs, _stage(ctx, "predict", units, extra, keys)], ignore_index=True)
     vals = target_values(runs, cal.targets, days=cal.spec.days, warmup_days=cal.spec.warmup_days)
     long = vals.reset_index().melt(id_vars=["point_id", "replication"], var_name="target")
     long = long.rename(columns={"point_id": "member"})
     atomic_write_parquet(ctx.path / "predictions.parquet", long)
 
     ens = pd.DataFrame({"member": np.arange(len(idx)), "weight": weights,
-                        "distance": pop["d"][idx], "generation": pop["generation"]})
+                        "distance": pop["d"][idx], "stage": [s_ for s_, _ in sources],
+                        "point_id": [int(p_) for _, p_ in sources]})
     for j, p in enumerate(cal.parameters):
         ens[p.name] = p.from_unit(units[:, j])
     atomic_write_parquet(ctx.path / "ensemble.parquet", ens)

@@ -11,6 +11,7 @@ A calibration file (``calibration/*.yaml``)::
     scenarios:             # labels the targets use; `set` applies to that scenario only
       pre: {scenario: pingxiang_pre_reform, set: {population.scale: 50}}
       post: {scenario: pingxiang_reform, set: {population.scale: 50}}
+    fixed: {}              # dotted keys held at a value in every scenario (not calibrated)
     parameters:            # the free parameters and their priors (uniform on the given scale)
       survey_threshold: {keys: [safety.survey_safe_threshold], low: 0.5, high: 0.9}
       incident_volume: {keys: [incidents.public_order.base_rate, ...], mode: multiply,
@@ -168,6 +169,8 @@ class CalibrationSpec(_Spec):
     warmup_days: int = Field(30, ge=0)
     replications: int = Field(1, ge=1, le=1000)
     scenarios: dict[str, ScenarioEntry] = Field(min_length=1)
+    fixed: dict[str, Any] = Field(default_factory=dict, description="Dotted-key values held fixed"
+                                  " in every scenario (before each scenario's own `set`).")
     parameters: dict[str, ParameterSpec] = Field(min_length=1)
     targets: list[TargetSpec] = Field(min_length=1)
     method: Method = Field(default_factory=Method)
@@ -306,6 +309,10 @@ def build_calibration(raw: dict[str, Any], src: str = "calibration",
                                f" ({spec.days})", file=src, key="warmup_days")
     paths, base = _scenarios(spec, src, base_dir)
     params = _parameters(spec, src, base)
+    clash = sorted(set(spec.fixed) & {k for p in params for k in p.keys})
+    if clash:
+        raise CalibrationError(f"key 'fixed': {short(clash)} are also free parameters' keys; a key"
+                               " is either fixed or free", file=src, key="fixed")
     targets = _targets(spec, src)
     _check_corners(spec, params, base, src)
     canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
@@ -330,7 +337,7 @@ def _scenarios(spec: CalibrationSpec, src: str, base_dir: Path) -> tuple[dict, d
             raise CalibrationError(f"key '{key}.scenario': value {short(entry.scenario)}: {exc}",
                                    file=src, key=f"{key}.scenario") from None
         try:
-            base[label] = load_scenario(paths[label], entry.set or None)
+            base[label] = load_scenario(paths[label], {**spec.fixed, **entry.set} or None)
         except ScenarioError as exc:
             raise CalibrationError(f"key '{key}': {exc}", file=src, key=key) from None
     return paths, base
