@@ -130,7 +130,7 @@ def test_plot_fit_groups_roles_and_names_the_held_out_targets():
     assert "97.0%" in labels[2] and "z = -4.00" in labels[2]
     assert labels[1] == ("observed 0.5 ± 0.1 per resident-year\n"
                          "model 0.45 [0.3, 0.6] per resident-year, z = -0.50")
-    assert "held out: after" in ax.get_title() and "checks: minor" in ax.get_title()
+    assert "2 fitted, 1 held out, 1 check)" in ax.get_title()
     assert "3 of 4 within 2 errors" in ax.get_title()
     assert "error" in ax.get_xlabel() and ax.get_ylabel() == "Target"
     lo, hi = ax.get_xlim()

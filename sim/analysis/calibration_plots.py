@@ -254,9 +254,11 @@ def plot_fit(results: CalibrationResults | str | Path, *, pyplot: bool = False) 
     held = list(df.loc[df["role"] == "holdout", "target"])
     checks = list(df.loc[df["role"] == "check", "target"])
     within = int((df["z_mean"].abs() <= WITHIN_Z).sum())
-    what = f"held out: {', '.join(held)}" if held else "none held out"
+    # the names are on the axis in their role's colour: the title counts them
+    fitted = n - len(held) - len(checks)
+    what = f"{fitted} fitted, " + (f"{len(held)} held out" if held else "none held out")
     if checks:
-        what += f"; checks: {', '.join(checks)}"
+        what += f", {len(checks)} check{'s' if len(checks) > 1 else ''}"
     ax.set_title(f"Calibration '{(results.metadata or {}).get('name', '?')}': fit to {n} targets"
                  f" ({what}); {within} of {n} within {WITHIN_Z:g} errors")
     return fig
