@@ -32,9 +32,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sim.calibration.emulator import Emulator  # noqa: E402
-from sim.calibration.results import load  # noqa: E402
-from sim.calibration.targets import distance, point_means, target_values  # noqa: E402
+from sim.calibration.emulator import Emulator
+from sim.calibration.results import load
+from sim.calibration.targets import distance, point_means, target_values
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,8 @@
 
 * loading any scenario file raises nothing but :class:`ScenarioError`;
 * ``--set`` parsing raises nothing but ScenarioError, and round-trips scalar values;
-* validating any experiment spec raises nothing but :class:`ExperimentError`;
+* validating any experiment spec raises nothing but :class:`ExperimentError`, any calibration
+  file nothing but :class:`CalibrationError`;
 * any scenario that validates builds and runs three days without an exception (on a small
   city, so each example takes well under a second).
 
@@ -265,3 +266,64 @@ def test_any_valid_scenario_builds_and_runs_three_days(overrides, seed):
     model.run(3)
     assert model.steps == 3
     assert isinstance(model.summary(0), dict)
+
+
+# --------------------------------------------------------------------------- calibration files
+def _calibration_base() -> dict:
+    from calibration_parts import tiny_raw  # tests/ is on sys.path under pytest
+
+    return tiny_raw({"survey_share_safe": 0.8, "mediation_success_rate": 0.75})
+
+
+def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
+    """Every key path of a nested dict/list (leaves and inner nodes)."""
+    out = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+CALIBRATION_PATHS = _paths(_calibration_base())
+
+
+@st.composite
+def mutated_calibration(draw) -> dict:
+    """The tiny calibration file with a few keys replaced by anything (or removed), plus
+    stray keys."""
+    import copy
+
+    raw = copy.deepcopy(_calibration_base())
+    for path in draw(st.lists(st.sampled_from(CALIBRATION_PATHS), min_size=1, max_size=3)):
+        node = raw
+        try:
+            for k in path[:-1]:
+                node = node[k]
+            if draw(st.integers(0, 5)) == 0 and isinstance(node, dict):
+                node.pop(path[-1], None)
+            else:
+                node[path[-1]] = draw(st.one_of(any_value(), st.floats(-1e3, 1e3), st.just(0),
+                                                st.just(-1), st.text(max_size=20)))
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier mutation removed or replaced the parent
+    if draw(st.integers(0, 4)) == 0:
+        raw.update(draw(st.dictionaries(st.text(max_size=8), any_value(), max_size=2)))
+    return raw
+
+
+@settings(max_examples=examples(40))
+@given(raw=st.one_of(mutated_calibration(), any_value()))
+def test_calibration_file_raises_only_calibration_error(raw):
+    """A calibration file, however malformed, is refused with CalibrationError naming the
+    file (``govsim calibrate`` exits 2), never with another exception."""
+    from sim.calibration import CalibrationError, build_calibration
+
+    try:
+        cal = build_calibration(raw if isinstance(raw, dict) else {"x": raw}, "cal.yaml")
+    except CalibrationError as exc:
+        assert "cal.yaml" in str(exc)
+        return
+    assert cal.fit_targets() and cal.parameters
