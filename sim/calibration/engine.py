@@ -54,6 +54,7 @@ from sim.calibration.targets import (
     distance,
     ess,
     point_means,
+    systematic_resample,
     target_values,
     weighted_mean_var,
     weighted_quantile,
@@ -431,8 +432,7 @@ def _abc(ctx: _Ctx, fit: list[Target], labels: list[str], nominal_u: np.ndarray,
     units = np.tile(nominal_u, (n, 1))
     units[:, A] = x
     runs = _stage(ctx, "abc1", units, labels)
-    means = _means(ctx, runs, fit, n)
-    d = distance(means, fit)
+    d = distance(_means(ctx, runs, fit, n), fit)
     src = [(ctx.stages[-1]["dir"], i) for i in range(n)]
     eps = np.inf
     rows.append({"generation": 1, "proposed": n, "accepted": n, "epsilon": np.inf,
@@ -448,8 +448,8 @@ def _abc(ctx: _Ctx, fit: list[Target], labels: list[str], nominal_u: np.ndarray,
                                    " runs.parquet for the errors)")
         eps = min(eps, float(np.quantile(finite, abc.quantile)))
         alive = d <= eps
-        pick = np.flatnonzero(alive)[_resample(np.full(int(alive.sum()), 1 / alive.sum()), n, rng)]
-        x, d, means, src = x[pick], d[pick], means[pick], [src[i] for i in pick]
+        pick = np.flatnonzero(alive)[systematic_resample(np.full(int(alive.sum()), 1 / alive.sum()), n, rng)]
+        x, d, src = x[pick], d[pick], [src[i] for i in pick]
         cov = 2.0 * np.atleast_2d(np.cov(x.T)) + np.eye(len(A)) * 1e-6
         prop = x + rng.multivariate_normal(np.zeros(len(A)), cov, size=n)
         support = in_space(prop)
@@ -457,13 +457,11 @@ def _abc(ctx: _Ctx, fit: list[Target], labels: list[str], nominal_u: np.ndarray,
         units = np.tile(nominal_u, (n, 1))
         units[:, A] = prop
         runs = _stage(ctx, f"abc{g}", units, labels)
-        pm = _means(ctx, runs, fit, n)
-        pd_ = distance(pm, fit)
+        pd_ = distance(_means(ctx, runs, fit, n), fit)
         accept = support & (pd_ <= eps)
         stage = ctx.stages[-1]["dir"]
         x = np.where(accept[:, None], prop, x)
         d = np.where(accept, pd_, d)
-        means = np.where(accept[:, None], pm, means)
         src = [(stage, i) if a else s for i, (a, s) in enumerate(zip(accept, src, strict=True))]
         copies = np.unique(np.round(x, 12), axis=0, return_counts=True)[1]
         unique = len(copies)
@@ -484,14 +482,7 @@ def _abc(ctx: _Ctx, fit: list[Target], labels: list[str], nominal_u: np.ndarray,
     w = np.array([counts[keys[i]] for i in idx], dtype=float)
     units = np.tile(nominal_u, (len(idx), 1))
     units[:, A] = x[idx]
-    return {"x": x[idx], "w": w / w.sum(), "d": d[idx], "units": units, "means": means[idx],
-            "source": [src[i] for i in idx], "generation": abc.generations}
-
-
-def _resample(w: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
-    """Systematic resampling: ``m`` indices whose counts follow the weights."""
-    positions = (rng.random() + np.arange(m)) / m
-    return np.searchsorted(np.cumsum(w), positions).clip(0, len(w) - 1)
+    return {"w": w / w.sum(), "d": d[idx], "units": units, "source": [src[i] for i in idx]}
 
 
 def _predict(ctx: _Ctx, pop: dict[str, Any], nominal_u: np.ndarray, A: np.ndarray) -> None:
@@ -500,7 +491,7 @@ def _predict(ctx: _Ctx, pop: dict[str, Any], nominal_u: np.ndarray, A: np.ndarra
     idx = np.arange(len(pop["w"]))
     weights = pop["w"]
     if len(idx) > m_max:  # keep the runs few: resample, and weigh by how often each is drawn
-        picks = _resample(pop["w"], m_max, ctx.rng("predict"))
+        picks = systematic_resample(pop["w"], m_max, ctx.rng("predict"))
         idx, counts = np.unique(picks, return_counts=True)
         weights = counts / counts.sum()
     units = pop["units"][idx]

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from sim.calibration.spec import Calibration, CalibrationError, build_calibration
+from sim.calibration.targets import systematic_resample
 from sim.files import InputError, read_metadata, results_kind
 
 TABLES = ("screening", "waves", "emulators", "candidates", "abc", "ensemble", "predictions", "fit",
@@ -77,10 +78,8 @@ class CalibrationResults:
         ens = self.ensemble
         if max_members is None or len(ens) <= max_members:
             return ens.reset_index(drop=True)
-        w = ens["weight"].to_numpy(dtype=float)
-        rng = np.random.default_rng(seed)
-        positions = (rng.random() + np.arange(max_members)) / max_members
-        picks = np.searchsorted(np.cumsum(w / w.sum()), positions).clip(0, len(w) - 1)
+        picks = systematic_resample(ens["weight"].to_numpy(dtype=float), max_members,
+                                    np.random.default_rng(seed))
         idx, counts = np.unique(picks, return_counts=True)
         out = ens.iloc[idx].reset_index(drop=True).copy()
         out["weight"] = counts / counts.sum()

@@ -95,3 +95,11 @@ def ess(w: np.ndarray) -> float:
     """Kish's effective sample size of weights ``w``."""
     w = np.asarray(w, dtype=float)
     return float(w.sum() ** 2 / np.sum(w ** 2)) if w.sum() > 0 else 0.0
+
+
+def systematic_resample(w: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
+    """Systematic resampling: ``m`` indices into ``w`` whose counts follow the weights (each
+    index drawn floor or ceil of ``m w_i`` times)."""
+    w = np.asarray(w, dtype=float)
+    positions = (rng.random() + np.arange(m)) / m
+    return np.searchsorted(np.cumsum(w / w.sum()), positions).clip(0, len(w) - 1)
