@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 
 from sim.files import short, short_text
@@ -270,3 +270,16 @@ def format_validation_error(err: ValidationError, root: type[BaseModel]) -> tupl
         more = len(described) - MAX_ERRORS_SHOWN
         message += f"; also: {rest}" + (f" (and {more} more)" if more > 0 else "")
     return message, key
+
+
+class StrictSpec(BaseModel):
+    """Base of the input files' schemas other than the scenario (experiment and calibration
+    files): unknown keys refused, frozen, no NaN or infinity, and the scenario's rule for
+    scalars (:func:`strict_scalar`: no bool as a number, ...)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_scalars(cls, value: Any, info: ValidationInfo) -> Any:
+        return strict_scalar(cls.model_fields[info.field_name].annotation, value)

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 import sim.outcomes as outcomes_registry
 from sim import schema
@@ -74,14 +74,7 @@ class ExperimentError(InputError):
 
 
 # --------------------------------------------------------------------------- the spec
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _strict_scalars(cls, value: Any, info: ValidationInfo) -> Any:
-        # the scenario's rule for scalars (sim.schema.strict_scalar): no bool as a number, ...
-        return schema.strict_scalar(cls.model_fields[info.field_name].annotation, value)
+_Spec = schema.StrictSpec
 
 
 class ScenarioRef(_Spec):

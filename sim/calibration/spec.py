@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError
 
 import sim.outcomes as registry
 from sim import schema
@@ -88,13 +88,7 @@ def target_outcomes() -> list[str]:
     return [*registry.run_outcomes(), *extra]
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _strict_scalars(cls, value: Any, info: ValidationInfo) -> Any:
-        return schema.strict_scalar(cls.model_fields[info.field_name].annotation, value)
+_Spec = schema.StrictSpec
 
 
 class ScenarioEntry(_Spec):
