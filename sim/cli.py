@@ -21,9 +21,11 @@ written), 1 on an unexpected failure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -175,9 +177,6 @@ def cmd_experiment_run(args: argparse.Namespace) -> int:
                    exists_hint="add --resume to continue it or --force to start over")
     if args.resume and out.is_dir() and any(out.iterdir()):
         check.results_dir(str(out))
-    client = None
-    if args.scheduler and args.scheduler != "local":
-        client = check.connect_scheduler(args.scheduler)
     console = _console()
     if not args.quiet:
         where = (f"Dask scheduler {args.scheduler}" if args.scheduler else
@@ -185,13 +184,10 @@ def cmd_experiment_run(args: argparse.Namespace) -> int:
         console.print(f"[bold]{exp.spec.name}[/bold]: {len(exp.base)} scenario(s) x {len(exp.points)} design"
                       f" point(s) x {exp.spec.replications} replication(s) = {exp.n_runs} runs of"
                       f" {exp.spec.days} days on {_esc(where)}")
-    try:
+    with _dask_client(args.scheduler) as client:
         path = _run_batch(run_experiment, exp, client, out=out, resume=args.resume,
                           force=args.force, workers=args.workers,
                           scheduler=None if client else args.scheduler, progress=not args.quiet)
-    finally:
-        if client is not None:
-            client.close()
     if isinstance(path, int):
         return path
     status = _status_table(path)
@@ -207,6 +203,20 @@ def cmd_experiment_run(args: argparse.Namespace) -> int:
             " fix the cause and re-run with --resume to retry them")
         return 1
     return 0
+
+
+@contextlib.contextmanager
+def _dask_client(scheduler: str | None) -> Iterator[Any]:
+    """A Dask client connected to ``scheduler`` (checked at once, with a clear error), closed
+    afterwards; None for no scheduler or ``local`` (the runner starts a LocalCluster itself)."""
+    client = None
+    if scheduler and scheduler != "local":
+        client = check.connect_scheduler(scheduler)
+    try:
+        yield client
+    finally:
+        if client is not None:
+            client.close()
 
 
 def _batch_error() -> type[Exception]:
@@ -396,9 +406,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else DEFAULT_RESULTS_DIR / f"calibrate-{cal.spec.name}"
     check.out_dir(out, force=args.force, resume=args.resume,
                   exists_hint="add --resume to continue it or --force to start over")
-    client = None
-    if args.scheduler and args.scheduler != "local":
-        client = check.connect_scheduler(args.scheduler)
     console = _console()
     m = cal.spec.method
     console.print(
@@ -411,13 +418,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     def note(text: str) -> None:
         console.print(f"[cyan]{_esc(text)}[/cyan]")
 
-    try:
+    with _dask_client(args.scheduler) as client:
         path = _run_batch(run_calibration, cal, out=out, executor=client, workers=args.workers,
                           scheduler=None if client else args.scheduler, resume=args.resume,
                           force=args.force, progress=not args.quiet, note=note)
-    finally:
-        if client is not None:
-            client.close()
     if isinstance(path, int):
         return path
     from sim.calibration.results import load

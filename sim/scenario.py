@@ -30,7 +30,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -1047,11 +1046,7 @@ def _load_raw(path: Path, chain: tuple[Path, ...]) -> dict:
 def _validate(data: dict, source: str) -> Scenario:
     """Validate a scenario: every key (:class:`Scenario`), then what it would allocate and
     whether its city is degenerate (:func:`sim.limits.check_scenario`)."""
-    try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as exc:
-        message, key = schema.format_validation_error(exc, Scenario)
-        raise ScenarioError(message, file=source, key=key) from None
+    scenario = schema.validate(Scenario, data, ScenarioError, source)
     try:
         limits.check_scenario(scenario)
     except limits.LimitError as exc:

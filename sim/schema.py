@@ -26,12 +26,14 @@ import types
 import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 
 from sim.files import short, short_text
+
+M = TypeVar("M", bound=BaseModel)
 
 #: How many validation errors one message spells out (the rest are counted).
 MAX_ERRORS_SHOWN = 4
@@ -283,3 +285,13 @@ class StrictSpec(BaseModel):
     @classmethod
     def _strict_scalars(cls, value: Any, info: ValidationInfo) -> Any:
         return strict_scalar(cls.model_fields[info.field_name].annotation, value)
+
+
+def validate(model: type[M], data: Any, error: type[Exception], source: str) -> M:
+    """``model.model_validate(data)``, a failure raised as ``error`` naming the file, every key,
+    value and what is allowed (:func:`format_validation_error`)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        message, key = format_validation_error(exc, model)
+        raise error(message, file=source, key=key) from None

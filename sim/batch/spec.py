@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 import sim.outcomes as outcomes_registry
 from sim import schema
@@ -231,11 +231,7 @@ def build_experiment(raw: dict[str, Any], src: str = "experiment", base_dir: Pat
     """
     if kind not in BATCH_KINDS:
         raise ValueError(f"kind must be one of {BATCH_KINDS}, not {kind!r}")
-    try:
-        spec = ExperimentSpec.model_validate(raw)
-    except ValidationError as exc:
-        message, key = schema.format_validation_error(exc, ExperimentSpec)
-        raise ExperimentError(message, file=src, key=key) from None
+    spec = schema.validate(ExperimentSpec, raw, ExperimentError, src)
     if spec.warmup_days >= spec.days:
         raise ExperimentError(f"key 'warmup_days': value {spec.warmup_days} must be less than days"
                               f" ({spec.days})", file=src)

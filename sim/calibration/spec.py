@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 import sim.outcomes as registry
 from sim import schema
@@ -293,11 +293,7 @@ def build_calibration(raw: dict[str, Any], src: str = "calibration",
                       base_dir: Path | None = None) -> Calibration:
     """Validate a calibration given as a dict (the keys of a file)."""
     base_dir = base_dir or Path.cwd()
-    try:
-        spec = CalibrationSpec.model_validate(raw)
-    except ValidationError as exc:
-        message, key = schema.format_validation_error(exc, CalibrationSpec)
-        raise CalibrationError(message, file=src, key=key) from None
+    spec = schema.validate(CalibrationSpec, raw, CalibrationError, src)
     if spec.warmup_days >= spec.days:
         raise CalibrationError(f"key 'warmup_days': value {spec.warmup_days} must be less than days"
                                f" ({spec.days})", file=src, key="warmup_days")
